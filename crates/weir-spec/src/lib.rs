@@ -1,0 +1,161 @@
+//! weir-spec: pipeline files in, a validated [`Pipeline`] and its stage DAG out.
+//!
+//! A data engineer writes a pipeline as YAML; this crate reads it strictly and
+//! reports every problem at once, each with file, line, column and a hint.
+//!
+//! # Guarantees
+//! - Unknown fields, wrong types, duplicate keys, YAML 1.1 booleans where a
+//!   string is expected, undefined references, two writers of one dataset,
+//!   overlapping dataset paths and cycles are all errors.
+//! - Hostile input fails fast with bounded memory: size, nesting depth and
+//!   alias expansion are capped ([`Limits`]).
+//! - Untrusted input never panics.
+//!
+//! # Non-goals
+//! No I/O beyond reading the pipeline file; nothing here touches data.
+//!
+//! ```
+//! let yaml = r#"
+//! name: demo
+//! principal: svc-demo
+//! stores: { lake: { url: ./data } }
+//! datasets:
+//!   raw: { store: lake, path: raw/events.csv }
+//!   clean: { store: lake, path: clean/events }
+//! stages:
+//!   - name: clean
+//!     kind: sql
+//!     inputs: [raw]
+//!     outputs: [clean]
+//!     sql: SELECT * FROM raw
+//! "#;
+//! let loaded = weir_spec::load_str("demo.yaml", yaml, std::path::Path::new(".")).unwrap();
+//! assert_eq!(loaded.pipeline.stages.len(), 1);
+//! ```
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod dag;
+mod decode;
+mod diagnostic;
+mod model;
+mod pipeline;
+mod yaml;
+
+use std::path::{Path, PathBuf};
+
+pub use dag::{Dag, Edge};
+pub use decode::parse_duration;
+pub use diagnostic::{Diagnostic, Location, Severity, did_you_mean};
+pub use model::{Dataset, Defaults, Format, Pipeline, Stage, StageKind, Store, StoreLocation};
+pub use yaml::Limits;
+
+/// Errors from loading a pipeline.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file was read and is not a valid pipeline.
+    #[error("{} has {} error(s)", file, diagnostics.iter().filter(|d| d.severity == Severity::Error).count())]
+    Invalid {
+        /// The file, as displayed.
+        file: String,
+        /// The source text, for rendering snippets.
+        source_text: String,
+        /// Every problem found, errors and warnings, in file order.
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A pipeline that passed validation, with any warnings.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated pipeline.
+    pub pipeline: Pipeline,
+    /// Problems that do not stop the pipeline from running.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Reads and validates the pipeline file at `path`.
+///
+/// Relative store paths are resolved against the file's folder.
+///
+/// # Errors
+/// [`Error::Read`] if the file cannot be read (or is larger than
+/// [`Limits::max_bytes`], checked before reading), [`Error::Invalid`] with
+/// every diagnostic if it is not a valid pipeline.
+pub fn load_file(path: &Path) -> Result<Loaded> {
+    let limits = Limits::default();
+    let display = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.len() > limits.max_bytes as u64 {
+        return Err(Error::Invalid {
+            file: display.clone(),
+            source_text: String::new(),
+            diagnostics: vec![
+                Diagnostic::error(
+                    Location::new(&display, 1, 1),
+                    format!("file is {} bytes; the limit is {} bytes", meta.len(), limits.max_bytes),
+                )
+                .with_hint("a pipeline file this large is almost certainly not a pipeline"),
+            ],
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+    load_str_at(&display, &text, path, &base, limits)
+}
+
+/// Validates pipeline YAML held in memory. `file` labels diagnostics;
+/// `base_dir` resolves relative store paths.
+///
+/// # Errors
+/// [`Error::Invalid`] with every diagnostic if the text is not a valid pipeline.
+pub fn load_str(file: &str, text: &str, base_dir: &Path) -> Result<Loaded> {
+    load_str_at(file, text, Path::new(file), base_dir, Limits::default())
+}
+
+fn load_str_at(file: &str, text: &str, source: &Path, base_dir: &Path, limits: Limits) -> Result<Loaded> {
+    let (root, mut diagnostics) = yaml::load(file, text, limits);
+    let mut cx = decode::Ctx::default();
+    let pipeline = root.and_then(|root| pipeline::decode(&mut cx, &root, source, base_dir));
+    diagnostics.append(&mut cx.diags);
+    diagnostics.sort_by(|a, b| (a.loc.line, a.loc.column, a.severity).cmp(&(b.loc.line, b.loc.column, b.severity)));
+    diagnostics.dedup();
+    let has_error = diagnostics.iter().any(|d| d.severity == Severity::Error);
+    match pipeline {
+        Some(pipeline) if !has_error => Ok(Loaded {
+            pipeline,
+            warnings: diagnostics,
+        }),
+        _ => Err(Error::Invalid {
+            file: file.to_owned(),
+            source_text: text.to_owned(),
+            diagnostics,
+        }),
+    }
+}
