@@ -1,1 +1,112 @@
-fn main() {}
+//! `weir`: the command-line tool for weir pipelines.
+
+mod example;
+mod graph;
+mod load;
+mod plan;
+mod run;
+mod runs;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// A secure orchestrator for ML data pipelines.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, long_about = None)]
+struct Cli {
+    /// Where run records and keys live.
+    #[arg(long, global = true, env = "WEIR_STATE_DIR", default_value = ".weir")]
+    state_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output format for commands that print results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// For people.
+    Text,
+    /// For machines.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check pipeline files and report every problem.
+    Validate {
+        /// Pipeline files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Show the stages in execution order, with levels, inputs and outputs.
+    Plan {
+        /// Pipeline file.
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Run a pipeline.
+    Run {
+        /// Pipeline file.
+        file: PathBuf,
+        /// Output format. `json` prints the run record and no progress.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Override the pipeline's `concurrency`.
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
+    /// Draw the stage graph.
+    Graph {
+        /// Pipeline file.
+        file: PathBuf,
+        /// Graph language.
+        #[arg(long, value_enum, default_value_t = graph::GraphFormat::Dot)]
+        format: graph::GraphFormat,
+    },
+    /// Inspect past runs.
+    Runs {
+        #[command(subcommand)]
+        command: runs::RunsCommand,
+    },
+    /// Example data for the pipelines in `pipelines/`.
+    Example {
+        #[command(subcommand)]
+        command: example::ExampleCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Validate { files, output } => load::validate(&files, output),
+        Command::Plan { file, output } => plan::plan(&file, output),
+        Command::Graph { file, format } => graph::graph(&file, format),
+        Command::Run {
+            file,
+            output,
+            concurrency,
+        } => run::run(&file, &cli.state_dir, output, concurrency),
+        Command::Runs { command } => runs::runs(command, &cli.state_dir),
+        Command::Example { command } => example::example(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,1 +1,33 @@
-//! placeholder
+//! weir-engine: runs validated pipelines.
+//!
+//! It schedules a pipeline's stage DAG ([`scheduler`]), runs each stage's
+//! operator (SQL through DataFusion, [`sql`]), and commits outputs atomically
+//! ([`dataset`]). Run records persist in the state directory ([`record`]).
+//!
+//! # Guarantees
+//! - Independent stages run concurrently up to the pipeline's `concurrency`;
+//!   a failed stage skips its dependents while unrelated branches finish.
+//! - Outputs appear atomically: readers see the previous version or the new
+//!   one, never a partial or mixed dataset. A failed, timed-out or cancelled
+//!   attempt removes what it staged.
+//! - A stage's DataFusion runtime can reach only the stores its declared
+//!   datasets live in; DDL, DML and `COPY` are refused.
+//!
+//! # Non-goals
+//! Parsing pipeline files (weir-spec). Authorization of each object access
+//! arrives with weir-policy's guarded stores.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod dataset;
+mod engine;
+mod error;
+pub mod record;
+pub mod registry;
+pub mod scheduler;
+pub mod sql;
+mod store;
+pub mod udf;
+
+pub use engine::{Engine, EngineConfig, RunEvent, StageOutput};
+pub use error::{Error, Result, humantime};
+pub use store::StoreSet;

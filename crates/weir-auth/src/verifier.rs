@@ -1,0 +1,496 @@
+//! Verifying stage tokens with public keys only.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::Value;
+
+use crate::cache::{self, VerifiedCache};
+use crate::clock::{Clock, SystemClock};
+use crate::compact;
+use crate::error::{Error, Result};
+use crate::kid::Kid;
+use crate::revocation::{InMemoryRevocationList, RevocationList};
+use crate::token::{DEFAULT_MAX_LIFETIME, MAX_LEEWAY, MAX_TOKEN_BYTES, StageClaims, TokenType};
+
+/// Default clock-skew leeway.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(10);
+/// Most keys a verifier accepts from a JWKS document.
+pub const MAX_JWKS_KEYS: usize = 64;
+
+/// What a [`StageVerifier`] expects of a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifierConfig {
+    issuer: String,
+    audience: String,
+    leeway: Duration,
+    max_lifetime: Duration,
+}
+
+impl VerifierConfig {
+    /// Expect `iss == issuer` and `aud == audience`, with [`DEFAULT_LEEWAY`]
+    /// and [`DEFAULT_MAX_LIFETIME`].
+    #[must_use]
+    pub fn new(issuer: &str, audience: &str) -> Self {
+        Self {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            leeway: DEFAULT_LEEWAY,
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+        }
+    }
+
+    /// Sets the clock-skew leeway applied to `exp`, `nbf` and `iat`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if `leeway` exceeds [`MAX_LEEWAY`].
+    pub fn with_leeway(mut self, leeway: Duration) -> Result<Self> {
+        if leeway > MAX_LEEWAY {
+            return Err(Error::InvalidConfig {
+                reason: "leeway may be at most 30 s",
+            });
+        }
+        self.leeway = leeway;
+        Ok(self)
+    }
+
+    /// Sets the longest `exp - iat` accepted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] unless 1 s <= `max_lifetime` <= 24 h.
+    pub fn with_max_lifetime(mut self, max_lifetime: Duration) -> Result<Self> {
+        if max_lifetime < Duration::from_secs(1) || max_lifetime > DEFAULT_MAX_LIFETIME {
+            return Err(Error::InvalidConfig {
+                reason: "max lifetime must be between 1 s and 24 h",
+            });
+        }
+        self.max_lifetime = max_lifetime;
+        Ok(self)
+    }
+
+    pub(crate) fn with_max_lifetime_capped(mut self, max_lifetime: Duration) -> Self {
+        self.max_lifetime = max_lifetime.clamp(Duration::from_secs(1), DEFAULT_MAX_LIFETIME);
+        self
+    }
+
+    /// The expected issuer.
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The expected audience.
+    #[must_use]
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The clock-skew leeway.
+    #[must_use]
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// The longest accepted `exp - iat`.
+    #[must_use]
+    pub fn max_lifetime(&self) -> Duration {
+        self.max_lifetime
+    }
+}
+
+struct VerifyKey {
+    /// The one algorithm this key verifies; the header's `alg` must name it.
+    algorithm: Algorithm,
+    decoding: DecodingKey,
+}
+
+/// Verifies stage tokens. Holds public keys only: a worker holding a
+/// `StageVerifier` can check tokens but cannot mint them.
+///
+/// # Guarantees
+///
+/// [`verify`](Self::verify) accepts a token only if, in this order:
+///
+/// 1. it is at most [`MAX_TOKEN_BYTES`] long (checked before anything else);
+/// 2. (cache hit: skip to 9) it is three non-empty base64url parts;
+/// 3. its header has no repeated key, no `crit`, nothing but `alg`, `kid`
+///    and `typ`; `kid` is present, matches `[A-Za-z0-9_-]{1,64}` and names a
+///    key held in memory (no disk or network access for unknown ids);
+/// 4. `alg` is exactly the algorithm bound to that key (`EdDSA`); the
+///    algorithm used to verify always comes from the key, never the header;
+/// 5. the Ed25519 signature verifies;
+/// 6. only then is the payload decoded: no repeated key at any depth, every
+///    claim present with its exact type (numbers as numbers, no unknown
+///    claim), a valid non-empty scope;
+/// 7. `typ` is `weir/stage`, `iss` and `aud` are the configured ones;
+/// 8. `iat <= nbf < exp`, `exp - iat <= max_lifetime`, and with leeway `L`
+///    (at most 30 s): `iat <= now + L`, `nbf <= now + L`, `now < exp + L`;
+/// 9. its `jti` is not revoked (checked on every call, cached or not).
+///
+/// Errors never contain the token, its signature or key material.
+pub struct StageVerifier {
+    keys: HashMap<Kid, VerifyKey>,
+    config: VerifierConfig,
+    revocation: Arc<dyn RevocationList>,
+    cache: Option<VerifiedCache>,
+}
+
+impl StageVerifier {
+    /// Builds a verifier from trusted `(kid, Ed25519 public key)` pairs, with
+    /// an empty in-memory revocation list and a default [`VerifiedCache`].
+    pub(crate) fn from_trusted_keys(
+        keys: impl IntoIterator<Item = (Kid, [u8; 32])>,
+        config: VerifierConfig,
+    ) -> Self {
+        let keys = keys
+            .into_iter()
+            .map(|(kid, x)| {
+                let key = VerifyKey {
+                    algorithm: Algorithm::EdDSA,
+                    // For the Ed family jsonwebtoken takes the raw 32-byte key
+                    // here (the same bytes `from_ed_components` decodes to).
+                    decoding: DecodingKey::from_ed_der(&x),
+                };
+                (kid, key)
+            })
+            .collect();
+        Self {
+            keys,
+            config,
+            revocation: Arc::new(InMemoryRevocationList::new()),
+            cache: Some(VerifiedCache::default()),
+        }
+    }
+
+    /// Builds a verifier from a JWKS document as produced by
+    /// [`StageKeySet::public_jwks`](crate::StageKeySet::public_jwks).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidJwks`] unless every key is `kty: OKP`, `crv: Ed25519`,
+    /// `alg: EdDSA`, `use: sig` (if present), has a valid `kid` and a valid
+    /// 32-byte non-weak `x`, and carries no private member `d`; also if the
+    /// document has no key, more than [`MAX_JWKS_KEYS`], or a repeated `kid`.
+    pub fn from_jwks(jwks: &Value, config: VerifierConfig) -> Result<Self> {
+        let invalid = |reason| Error::InvalidJwks { reason };
+        let list = jwks
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or(invalid("no keys array"))?;
+        if list.is_empty() || list.len() > MAX_JWKS_KEYS {
+            return Err(invalid("must hold 1 to 64 keys"));
+        }
+        let mut keys = Vec::with_capacity(list.len());
+        for jwk in list {
+            let member = |name: &str| jwk.get(name).and_then(Value::as_str);
+            if jwk.get("d").is_some() {
+                return Err(invalid("a verifier refuses private keys"));
+            }
+            if member("kty") != Some("OKP") || member("crv") != Some("Ed25519") {
+                return Err(invalid("key is not an Ed25519 OKP key"));
+            }
+            if member("alg") != Some("EdDSA") {
+                return Err(invalid("key is not bound to EdDSA"));
+            }
+            if jwk.get("use").is_some() && member("use") != Some("sig") {
+                return Err(invalid("key is not a signature key"));
+            }
+            let kid = Kid::parse(member("kid").ok_or(invalid("key has no kid"))?)
+                .map_err(|_| invalid("key has an invalid kid"))?;
+            let x = member("x").ok_or(invalid("key has no x"))?;
+            let x = URL_SAFE_NO_PAD
+                .decode(x)
+                .map_err(|_| invalid("x is not base64url"))?;
+            let x = <[u8; 32]>::try_from(x.as_slice()).map_err(|_| invalid("x is not 32 bytes"))?;
+            let point = ed25519_dalek::VerifyingKey::from_bytes(&x)
+                .map_err(|_| invalid("x is not a valid Ed25519 point"))?;
+            if point.is_weak() {
+                return Err(invalid("x is a weak key"));
+            }
+            if keys.iter().any(|(k, _)| *k == kid) {
+                return Err(invalid("repeated kid"));
+            }
+            keys.push((kid, x));
+        }
+        Ok(Self::from_trusted_keys(keys, config))
+    }
+
+    /// Consults `revocation` (instead of a private in-memory list).
+    #[must_use]
+    pub fn with_revocation(mut self, revocation: Arc<dyn RevocationList>) -> Self {
+        self.revocation = revocation;
+        self
+    }
+
+    /// Uses `cache` for already-verified tokens.
+    #[must_use]
+    pub fn with_cache(mut self, cache: VerifiedCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Verifies every token in full, caching nothing.
+    #[must_use]
+    pub fn without_cache(mut self) -> Self {
+        self.cache = None;
+        self
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &VerifierConfig {
+        &self.config
+    }
+
+    /// The ids of the keys this verifier trusts.
+    pub fn kids(&self) -> impl Iterator<Item = &Kid> {
+        self.keys.keys()
+    }
+
+    /// The revocation list consulted on every verify.
+    #[must_use]
+    pub fn revocation(&self) -> &Arc<dyn RevocationList> {
+        &self.revocation
+    }
+
+    /// The verified-token cache, if any.
+    #[must_use]
+    pub fn cache(&self) -> Option<&VerifiedCache> {
+        self.cache.as_ref()
+    }
+
+    /// Revokes the token carrying `claims` for as long as it could otherwise
+    /// be accepted (`exp` plus leeway).
+    ///
+    /// # Errors
+    ///
+    /// As [`RevocationList::revoke`].
+    pub fn revoke(&self, claims: &StageClaims) -> Result<()> {
+        let until = claims.exp.saturating_add(self.leeway_secs());
+        self.revocation.revoke(&claims.jti, until)
+    }
+
+    /// [`verify`](Self::verify) at the system clock's time.
+    ///
+    /// # Errors
+    ///
+    /// As [`verify`](Self::verify).
+    pub fn verify_now(&self, token: &str) -> Result<StageClaims> {
+        self.verify(token, SystemClock.now())
+    }
+
+    /// Verifies `token` at Unix time `now` and returns its claims. See the
+    /// [type docs](Self) for every check.
+    ///
+    /// # Errors
+    ///
+    /// The variant naming the first check that failed:
+    /// [`Error::TokenTooLarge`], [`Error::MalformedToken`],
+    /// [`Error::DuplicateKey`], [`Error::CriticalHeader`],
+    /// [`Error::UnsupportedHeader`], [`Error::MissingKid`],
+    /// [`Error::InvalidKid`], [`Error::UnknownKid`],
+    /// [`Error::AlgorithmMismatch`], [`Error::BadSignature`],
+    /// [`Error::MalformedClaims`], [`Error::WrongTokenType`],
+    /// [`Error::WrongIssuer`], [`Error::WrongAudience`],
+    /// [`Error::InconsistentTimes`], [`Error::LifetimeTooLong`],
+    /// [`Error::IssuedInFuture`], [`Error::NotYetValid`], [`Error::Expired`],
+    /// [`Error::Revoked`].
+    pub fn verify(&self, token: &str, now: i64) -> Result<StageClaims> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Error::TokenTooLarge {
+                len: token.len(),
+                max: MAX_TOKEN_BYTES,
+            });
+        }
+        let key = self.cache.as_ref().map(|_| cache::digest(token));
+        if let (Some(cache), Some(key)) = (&self.cache, &key)
+            && let Some(claims) = cache.get(key, now)
+        {
+            self.check_times(&claims, now)?;
+            self.check_revocation(&claims)?;
+            return Ok(claims);
+        }
+        let claims = self.verify_uncached(token, now)?;
+        if let (Some(cache), Some(key)) = (&self.cache, key) {
+            cache.insert(key, &claims, now);
+        }
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str, now: i64) -> Result<StageClaims> {
+        let parts = compact::split(token)?;
+        let header = compact::parse_header(&compact::decode(parts.header)?)?;
+        let kid = Kid::parse(&header.kid.ok_or(Error::MissingKid)?)?;
+        let key = self.keys.get(&kid).ok_or_else(|| Error::UnknownKid {
+            kid: kid.as_str().to_owned(),
+        })?;
+        // The header's alg is only compared; verification uses the key's.
+        if header.alg != alg_name(key.algorithm) {
+            return Err(Error::AlgorithmMismatch);
+        }
+        let valid = jsonwebtoken::crypto::verify(
+            parts.signature,
+            parts.signing_input.as_bytes(),
+            &key.decoding,
+            key.algorithm,
+        )
+        .map_err(|_| Error::BadSignature)?;
+        if !valid {
+            return Err(Error::BadSignature);
+        }
+
+        let payload = compact::decode(parts.payload)?;
+        compact::check_unique_keys(&payload, "payload")?;
+        let claims = parse_claims(&payload)?;
+        if claims.typ != TokenType::Stage {
+            return Err(Error::WrongTokenType);
+        }
+        if claims.iss != self.config.issuer {
+            return Err(Error::WrongIssuer);
+        }
+        if claims.aud != self.config.audience {
+            return Err(Error::WrongAudience);
+        }
+        self.check_times(&claims, now)?;
+        self.check_revocation(&claims)?;
+        Ok(claims)
+    }
+
+    fn leeway_secs(&self) -> i64 {
+        i64::try_from(self.config.leeway.as_secs()).unwrap_or(0)
+    }
+
+    fn check_times(&self, c: &StageClaims, now: i64) -> Result<()> {
+        if !(c.iat <= c.nbf && c.nbf < c.exp) {
+            return Err(Error::InconsistentTimes);
+        }
+        let lifetime = c.exp.checked_sub(c.iat).ok_or(Error::InconsistentTimes)?;
+        let max = i64::try_from(self.config.max_lifetime.as_secs()).unwrap_or(0);
+        if lifetime > max {
+            return Err(Error::LifetimeTooLong { lifetime, max });
+        }
+        let leeway = self.leeway_secs();
+        if c.iat > now.saturating_add(leeway) {
+            return Err(Error::IssuedInFuture);
+        }
+        if c.nbf > now.saturating_add(leeway) {
+            return Err(Error::NotYetValid);
+        }
+        if now >= c.exp.saturating_add(leeway) {
+            return Err(Error::Expired);
+        }
+        Ok(())
+    }
+
+    fn check_revocation(&self, c: &StageClaims) -> Result<()> {
+        if self.revocation.is_revoked(&c.jti) {
+            Err(Error::Revoked)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::EdDSA => "EdDSA",
+        // Stage keys are only ever bound to EdDSA; anything else never matches.
+        _ => "",
+    }
+}
+
+fn parse_claims(payload: &[u8]) -> Result<StageClaims> {
+    serde_json::from_slice::<StageClaims>(payload).map_err(|e| {
+        // Name a token of another kind as such, rather than as malformed.
+        let typ = serde_json::from_slice::<Value>(payload)
+            .ok()
+            .and_then(|v| v.get("typ").cloned());
+        match typ {
+            Some(Value::String(t)) if t != "weir/stage" => Error::WrongTokenType,
+            _ if e.is_syntax() || e.is_eof() => Error::MalformedClaims {
+                reason: "payload is not valid JSON",
+            },
+            _ => Error::MalformedClaims {
+                reason: "missing, mistyped or unknown claim, or invalid scope",
+            },
+        }
+    })
+}
+
+impl fmt::Debug for StageVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kids: Vec<&Kid> = self.keys.keys().collect();
+        kids.sort();
+        f.debug_struct("StageVerifier")
+            .field("kids", &kids)
+            .field("config", &self.config)
+            .field("revocation", &self.revocation)
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StageKeySet;
+    use serde_json::json;
+
+    #[test]
+    fn config_limits() {
+        let c = VerifierConfig::new("i", "a");
+        assert!(c.clone().with_leeway(Duration::from_secs(31)).is_err());
+        assert_eq!(
+            c.clone()
+                .with_leeway(Duration::from_secs(30))
+                .unwrap()
+                .leeway(),
+            MAX_LEEWAY
+        );
+        assert!(
+            c.clone()
+                .with_max_lifetime(Duration::from_secs(86_401))
+                .is_err()
+        );
+        assert!(c.with_max_lifetime(Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn jwks_round_trip_and_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = StageKeySet::open(dir.path(), 0).unwrap();
+        let cfg = VerifierConfig::new("i", "a");
+        let v = StageVerifier::from_jwks(&set.public_jwks(), cfg.clone()).unwrap();
+        assert_eq!(v.kids().collect::<Vec<_>>(), [set.active_kid()]);
+
+        let key = set.public_jwks()["keys"][0].clone();
+        let with = |name: &str, value: Value| {
+            let mut k = key.clone();
+            k[name] = value;
+            json!({ "keys": [k] })
+        };
+        for bad in [
+            json!({}),
+            json!({ "keys": [] }),
+            with("d", json!("AAAA")),
+            with("alg", json!("HS256")),
+            with("kty", json!("oct")),
+            with("use", json!("enc")),
+            with("kid", json!("../x")),
+            with("x", json!("AAAA")),
+            json!({ "keys": [key.clone(), key.clone()] }),
+        ] {
+            assert!(
+                StageVerifier::from_jwks(&bad, cfg.clone()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `weir plan`: what will run, in which order, touching what.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use weir_spec::Pipeline;
+
+use crate::Output;
+use crate::load::{EXIT_INVALID, load_or_report};
+
+/// `weir plan`.
+pub(crate) fn plan(file: &Path, output: Output) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = load_or_report(file)? else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let p = &loaded.pipeline;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&plan_json(p))?),
+        Output::Text => print!("{}", plan_text(p)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dataset_ref(p: &Pipeline, name: &str) -> String {
+    p.datasets
+        .get(name)
+        .map_or_else(|| name.to_owned(), |d| format!("{name} ({}:{})", d.store, d.path))
+}
+
+/// The plan as text: one block per level.
+pub(crate) fn plan_text(p: &Pipeline) -> String {
+    let levels = p.dag.levels();
+    let depth = levels.iter().max().map_or(0, |m| m + 1);
+    let mut out = format!(
+        "pipeline {} runs as principal `{}`: {} stage(s) in {} level(s), concurrency {}\n",
+        p.name,
+        p.principal,
+        p.stages.len(),
+        depth,
+        p.defaults.concurrency
+    );
+    for level in 0..depth {
+        out.push_str(&format!("\nlevel {level}\n"));
+        for &i in p.dag.order() {
+            if levels.get(i) != Some(&level) {
+                continue;
+            }
+            let Some(s) = p.stages.get(i) else { continue };
+            out.push_str(&format!(
+                "  {} [{}] retries {}, timeout {}\n",
+                s.name,
+                s.kind.name(),
+                s.retries,
+                weir_engine::humantime(s.timeout)
+            ));
+            for input in &s.inputs {
+                out.push_str(&format!("    reads  {}\n", dataset_ref(p, input)));
+            }
+            for output in &s.outputs {
+                out.push_str(&format!("    writes {}\n", dataset_ref(p, output)));
+            }
+            let after: Vec<&str> = p
+                .dag
+                .dependencies(i)
+                .iter()
+                .filter_map(|d| p.stages.get(*d).map(|s| s.name.as_str()))
+                .collect();
+            if !after.is_empty() {
+                out.push_str(&format!("    after  {}\n", after.join(", ")));
+            }
+        }
+    }
+    out
+}
+
+fn plan_json(p: &Pipeline) -> serde_json::Value {
+    let stages: Vec<_> = p
+        .dag
+        .order()
+        .iter()
+        .filter_map(|&i| {
+            let s = p.stages.get(i)?;
+            Some(serde_json::json!({
+                "name": s.name, "kind": s.kind.name(),
+                "level": p.dag.levels().get(i),
+                "inputs": s.inputs, "outputs": s.outputs,
+                "after": p.dag.dependencies(i).iter().filter_map(|d| p.stages.get(*d).map(|s| s.name.clone())).collect::<Vec<_>>(),
+                "retries": s.retries, "timeout_secs": s.timeout.as_secs_f64(),
+            }))
+        })
+        .collect();
+    serde_json::json!({
+        "pipeline": p.name, "principal": p.principal,
+        "concurrency": p.defaults.concurrency,
+        "datasets": p.datasets, "stages": stages,
+    })
+}

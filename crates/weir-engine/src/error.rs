@@ -1,0 +1,123 @@
+//! The engine's error type.
+
+use std::time::Duration;
+
+/// Errors from planning and running pipelines.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An object-store call failed.
+    #[error("storage error at `{path}`: {source}")]
+    Store {
+        /// The object or prefix.
+        path: String,
+        /// The store's error.
+        source: object_store::Error,
+    },
+    /// A store could not be opened.
+    #[error("cannot open store `{store}`: {message}")]
+    OpenStore {
+        /// Store name.
+        store: String,
+        /// Why.
+        message: String,
+    },
+    /// An input dataset has no data.
+    #[error("input dataset `{dataset}` has no data at `{path}`")]
+    MissingInput {
+        /// Dataset name.
+        dataset: String,
+        /// Where we looked.
+        path: String,
+    },
+    /// A dataset manifest is unreadable.
+    #[error("invalid dataset manifest `{path}`: {message}")]
+    Manifest {
+        /// Manifest path.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// DataFusion refused or failed the query.
+    #[error("{source}")]
+    Query {
+        /// DataFusion's error.
+        source: datafusion::error::DataFusionError,
+    },
+    /// Writing Parquet failed.
+    #[error("writing `{path}`: {message}")]
+    Write {
+        /// The object being written.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// An attempt ran past its timeout.
+    #[error("timed out after {}", humantime(*after))]
+    Timeout {
+        /// The limit.
+        after: Duration,
+    },
+    /// The run was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+    /// Local I/O (state directory, run records).
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A broken internal invariant.
+    #[error("internal error: {message}")]
+    Internal {
+        /// What broke.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn store(path: &object_store::path::Path, source: object_store::Error) -> Self {
+        Error::Store {
+            path: path.to_string(),
+            source,
+        }
+    }
+
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(source: datafusion::error::DataFusionError) -> Self {
+        Error::Query { source }
+    }
+}
+
+/// Formats a duration as `1h2m3s` / `250ms`.
+pub fn humantime(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

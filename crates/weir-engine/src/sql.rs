@@ -1,0 +1,243 @@
+//! The `sql` operator: a DataFusion query over the stage's inputs, written to
+//! its output dataset.
+//!
+//! Each stage gets its own `SessionContext` whose runtime can reach only the
+//! stores the stage was handed ([`StageRegistry`]); DDL, DML and statements
+//! (`CREATE EXTERNAL TABLE`, `COPY`, `SET`) are refused, so a query cannot
+//! register new locations or write anywhere on its own.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SQLOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::path::Path;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use tokio::io::AsyncWriteExt;
+use weir_spec::Format;
+
+use crate::dataset::{ManifestFile, ReadLocation};
+use crate::error::{Error, Result};
+use crate::registry::{StageRegistry, store_url};
+
+/// One input as the operator sees it.
+#[derive(Debug, Clone)]
+pub struct SqlInput {
+    /// Table name (the dataset name).
+    pub name: String,
+    /// Store name.
+    pub store: String,
+    /// Where to read.
+    pub location: ReadLocation,
+    /// File format.
+    pub format: Format,
+}
+
+/// Where the operator writes.
+#[derive(Debug, Clone)]
+pub struct SqlOutput {
+    /// Store name.
+    pub store: String,
+    /// The version folder to write into.
+    pub prefix: Path,
+    /// File format.
+    pub format: Format,
+}
+
+/// Builds the per-stage DataFusion context: only `stores`, weir's UDFs,
+/// and a fixed partition count.
+///
+/// # Errors
+/// If DataFusion cannot build the runtime.
+pub fn stage_context(stores: HashMap<String, Arc<dyn ObjectStore>>, partitions: usize) -> Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(StageRegistry::new(stores)))
+        .build_arc()?;
+    let config = SessionConfig::new()
+        .with_target_partitions(partitions.max(1))
+        .with_information_schema(false);
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    crate::udf::register(&ctx);
+    Ok(ctx)
+}
+
+/// Registers `input` as a table in `ctx`.
+///
+/// # Errors
+/// If DataFusion cannot read the location (for instance, a CSV with no header).
+pub async fn register_input(ctx: &SessionContext, input: &SqlInput) -> Result<()> {
+    let base = store_url(&input.store);
+    let (url, extension) = match &input.location {
+        ReadLocation::Version { prefix, .. } => (format!("{base}{prefix}/"), format!(".{}", input.format.extension())),
+        ReadLocation::Folder(p) => (format!("{base}{p}/"), format!(".{}", input.format.extension())),
+        ReadLocation::File(p) => {
+            let ext = p.extension().map(|e| format!(".{e}")).unwrap_or_default();
+            (format!("{base}{p}"), ext)
+        }
+    };
+    match input.format {
+        Format::Parquet => {
+            let opts = ParquetReadOptions::default().file_extension(&extension);
+            ctx.register_parquet(input.name.as_str(), &url, opts).await?;
+        }
+        Format::Csv => {
+            let opts = CsvReadOptions::new().has_header(true).file_extension(&extension);
+            ctx.register_csv(input.name.as_str(), &url, opts).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `sql` and writes its result under `output.prefix` in `store`.
+///
+/// Returns the files written, with row counts.
+///
+/// # Errors
+/// A query error (with DataFusion's message), or a write error.
+pub async fn run_query(
+    ctx: &SessionContext,
+    sql: &str,
+    store: Arc<dyn ObjectStore>,
+    output: &SqlOutput,
+) -> Result<Vec<ManifestFile>> {
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let df = ctx.sql_with_options(sql, options).await?;
+    let stream = df.execute_stream().await?;
+    let name = format!("part-00000.{}", output.format.extension());
+    let path = output.prefix.clone().join(name.as_str());
+    let (rows, size) = match output.format {
+        Format::Parquet => write_parquet(stream, store, &path).await?,
+        Format::Csv => write_csv(stream, store, &path).await?,
+    };
+    Ok(vec![ManifestFile { name, size, rows }])
+}
+
+fn write_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Write {
+        path: path.to_string(),
+        message: e.to_string(),
+    }
+}
+
+async fn write_parquet(
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+    store: Arc<dyn ObjectStore>,
+    path: &Path,
+) -> Result<(u64, u64)> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_created_by(format!("weir {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let sink = object_store::buffered::BufWriter::new(store.clone(), path.clone());
+    let mut writer =
+        AsyncArrowWriter::try_new(sink, stream.schema(), Some(props)).map_err(|e| write_error(path, e))?;
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch).await.map_err(|e| write_error(path, e))?;
+    }
+    writer.close().await.map_err(|e| write_error(path, e))?;
+    let size = store.head(path).await.map_err(|e| Error::store(path, e))?.size;
+    Ok((rows, size))
+}
+
+async fn write_csv(
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+    store: Arc<dyn ObjectStore>,
+    path: &Path,
+) -> Result<(u64, u64)> {
+    let mut sink = object_store::buffered::BufWriter::new(store.clone(), path.clone());
+    let mut rows = 0u64;
+    let mut header = true;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        let mut buf = Vec::new();
+        {
+            let mut w = arrow::csv::WriterBuilder::new().with_header(header).build(&mut buf);
+            w.write(&batch).map_err(|e| write_error(path, e))?;
+        }
+        header = false;
+        sink.write_all(&buf).await.map_err(|e| write_error(path, e))?;
+    }
+    sink.shutdown().await.map_err(|e| write_error(path, e))?;
+    let size = store.head(path).await.map_err(|e| Error::store(path, e))?.size;
+    Ok((rows, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+    use object_store::PutPayload;
+
+    async fn ctx_with_csv() -> (SessionContext, Arc<dyn ObjectStore>) {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        store
+            .put(&Path::from("raw/a.csv"), PutPayload::from_static(b"id,v\n1,10\n2,20\n3,30\n"))
+            .await
+            .unwrap();
+        let ctx = stage_context(HashMap::from([("lake".to_owned(), store.clone())]), 2).unwrap();
+        register_input(
+            &ctx,
+            &SqlInput {
+                name: "a".into(),
+                store: "lake".into(),
+                location: ReadLocation::File(Path::from("raw/a.csv")),
+                format: Format::Csv,
+            },
+        )
+        .await
+        .unwrap();
+        (ctx, store)
+    }
+
+    #[tokio::test]
+    async fn query_writes_parquet_with_row_count() {
+        let (ctx, store) = ctx_with_csv().await;
+        let out = SqlOutput {
+            store: "lake".into(),
+            prefix: Path::from("out/v-1"),
+            format: Format::Parquet,
+        };
+        let files = run_query(&ctx, "SELECT id, v * 2 AS v2 FROM a WHERE v > 10", store.clone(), &out).await.unwrap();
+        assert_eq!(files[0].rows, 2);
+        assert!(store.head(&Path::from("out/v-1/part-00000.parquet")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn ddl_and_copy_are_refused() {
+        let (ctx, store) = ctx_with_csv().await;
+        let out = SqlOutput {
+            store: "lake".into(),
+            prefix: Path::from("out/v-1"),
+            format: Format::Parquet,
+        };
+        for sql in [
+            "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION 'file:///etc/passwd'",
+            "COPY a TO 'file:///tmp/x.csv'",
+            "SET datafusion.execution.target_partitions = 1",
+        ] {
+            let err = run_query(&ctx, sql, store.clone(), &out).await.unwrap_err();
+            assert!(matches!(err, Error::Query { .. }), "{sql}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn reading_a_location_outside_the_stage_fails() {
+        let (ctx, _) = ctx_with_csv().await;
+        let err = ctx
+            .register_csv("x", "file:///etc/", CsvReadOptions::new())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no store"), "{err}");
+    }
+}
