@@ -35,8 +35,15 @@ pub(crate) enum ExampleCommand {
 /// `weir example ...`.
 pub(crate) fn example(command: ExampleCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ExampleCommand::Generate { out, customers, seed } => {
-            anyhow::ensure!(customers > 0 && customers <= 10_000_000, "--customers must be between 1 and 10,000,000");
+        ExampleCommand::Generate {
+            out,
+            customers,
+            seed,
+        } => {
+            anyhow::ensure!(
+                customers > 0 && customers <= 10_000_000,
+                "--customers must be between 1 and 10,000,000"
+            );
             let (c, o) = generate(customers, seed);
             write(&out.join("raw/customers.csv"), &c)?;
             write(&out.join("raw/orders.csv"), &o)?;
@@ -58,7 +65,9 @@ fn write(path: &Path, body: &str) -> anyhow::Result<()> {
 }
 
 const COUNTRIES: [&str; 6] = ["US", "DE", "FR", "GB", "IN", "BR"];
-const FIRST: [&str; 8] = ["ana", "ben", "chen", "dara", "eli", "fatima", "goran", "hana"];
+const FIRST: [&str; 8] = [
+    "ana", "ben", "chen", "dara", "eli", "fatima", "goran", "hana",
+];
 
 /// Generates `(customers_csv, orders_csv)`.
 ///
@@ -169,7 +178,13 @@ mod tests {
         let (c, o) = generate(DEFAULT_CUSTOMERS, DEFAULT_SEED);
         let committed_c = std::fs::read_to_string(root.join("customers.csv")).unwrap();
         let committed_o = std::fs::read_to_string(root.join("orders.csv")).unwrap();
-        assert!(committed_c == c, "examples/data/raw/customers.csv differs from `weir example generate`");
-        assert!(committed_o == o, "examples/data/raw/orders.csv differs from `weir example generate`");
+        assert!(
+            committed_c == c,
+            "examples/data/raw/customers.csv differs from `weir example generate`"
+        );
+        assert!(
+            committed_o == o,
+            "examples/data/raw/orders.csv differs from `weir example generate`"
+        );
     }
 }

@@ -33,10 +33,16 @@ pub(crate) fn graph(file: &Path, format: GraphFormat) -> anyhow::Result<ExitCode
 pub(crate) fn dot(p: &Pipeline) -> String {
     let mut out = format!("digraph \"{}\" {{\n  rankdir=LR;\n", p.name);
     for name in p.datasets.keys() {
-        out.push_str(&format!("  \"ds:{name}\" [label=\"{name}\", shape=cylinder];\n"));
+        out.push_str(&format!(
+            "  \"ds:{name}\" [label=\"{name}\", shape=cylinder];\n"
+        ));
     }
     for s in &p.stages {
-        out.push_str(&format!("  \"stage:{0}\" [label=\"{0}\\n({1})\", shape=box];\n", s.name, s.kind.name()));
+        out.push_str(&format!(
+            "  \"stage:{0}\" [label=\"{0}\\n({1})\", shape=box];\n",
+            s.name,
+            s.kind.name()
+        ));
         for i in &s.inputs {
             out.push_str(&format!("  \"ds:{i}\" -> \"stage:{}\";\n", s.name));
         }
@@ -47,7 +53,10 @@ pub(crate) fn dot(p: &Pipeline) -> String {
     for (a, b, why) in p.dag.edges() {
         if why == Edge::Needs {
             if let (Some(a), Some(b)) = (p.stages.get(a), p.stages.get(b)) {
-                out.push_str(&format!("  \"stage:{}\" -> \"stage:{}\" [style=dashed, label=\"needs\"];\n", a.name, b.name));
+                out.push_str(&format!(
+                    "  \"stage:{}\" -> \"stage:{}\" [style=dashed, label=\"needs\"];\n",
+                    a.name, b.name
+                ));
             }
         }
     }
@@ -74,7 +83,11 @@ pub(crate) fn mermaid(p: &Pipeline) -> String {
     for (a, b, why) in p.dag.edges() {
         if why == Edge::Needs {
             if let (Some(a), Some(b)) = (p.stages.get(a), p.stages.get(b)) {
-                out.push_str(&format!("  s_{} -.->|needs| s_{}\n", a.name.replace('-', "_"), b.name.replace('-', "_")));
+                out.push_str(&format!(
+                    "  s_{} -.->|needs| s_{}\n",
+                    a.name.replace('-', "_"),
+                    b.name.replace('-', "_")
+                ));
             }
         }
     }

@@ -27,7 +27,10 @@ pub(crate) fn load_or_report(path: &Path) -> anyhow::Result<Option<Loaded>> {
             for d in &diagnostics {
                 eprintln!("{}\n", d.render(&source_text));
             }
-            let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+            let errors = diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
             eprintln!("{file}: {errors} error(s); nothing was run");
             Ok(None)
         }
@@ -76,7 +79,11 @@ pub(crate) fn validate(files: &[PathBuf], output: Output) -> anyhow::Result<Exit
     if output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_INVALID) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    })
 }
 
 fn diag_json(d: &weir_spec::Diagnostic) -> serde_json::Value {

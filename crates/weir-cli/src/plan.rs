@@ -22,9 +22,10 @@ pub(crate) fn plan(file: &Path, output: Output) -> anyhow::Result<ExitCode> {
 }
 
 fn dataset_ref(p: &Pipeline, name: &str) -> String {
-    p.datasets
-        .get(name)
-        .map_or_else(|| name.to_owned(), |d| format!("{name} ({}:{})", d.store, d.path))
+    p.datasets.get(name).map_or_else(
+        || name.to_owned(),
+        |d| format!("{name} ({}:{})", d.store, d.path),
+    )
 }
 
 /// The plan as text: one block per level.

@@ -36,7 +36,9 @@ pub(crate) fn run(
         let on_signal = cancel.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ncancelling: waiting for running stages to clean up (Ctrl-C again to abort)");
+                eprintln!(
+                    "\ncancelling: waiting for running stages to clean up (Ctrl-C again to abort)"
+                );
                 on_signal.cancel();
                 if tokio::signal::ctrl_c().await.is_ok() {
                     std::process::exit(130);
@@ -66,7 +68,11 @@ pub(crate) fn run(
 }
 
 /// Shows one line per stage: bars on a terminal, plain lines otherwise.
-async fn progress(names: Vec<String>, mut rx: tokio::sync::mpsc::UnboundedReceiver<RunEvent>, show: bool) {
+async fn progress(
+    names: Vec<String>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<RunEvent>,
+    show: bool,
+) {
     let tty = std::io::stderr().is_terminal();
     let multi = MultiProgress::with_draw_target(if show && tty {
         ProgressDrawTarget::stderr()
@@ -101,13 +107,25 @@ async fn progress(names: Vec<String>, mut rx: tokio::sync::mpsc::UnboundedReceiv
                 if let Some(bar) = bars.get(stage) {
                     bar.enable_steady_tick(Duration::from_millis(120));
                     bar.reset_elapsed();
-                    bar.set_message(if attempt > 1 { format!("running (attempt {attempt})") } else { "running".into() });
+                    bar.set_message(if attempt > 1 {
+                        format!("running (attempt {attempt})")
+                    } else {
+                        "running".into()
+                    });
                 }
                 if plain {
-                    eprintln!("{}: running (attempt {attempt})", names.get(stage).map_or("?", String::as_str));
+                    eprintln!(
+                        "{}: running (attempt {attempt})",
+                        names.get(stage).map_or("?", String::as_str)
+                    );
                 }
             }
-            RunEvent::StageRetrying { stage, attempt, error, delay } => {
+            RunEvent::StageRetrying {
+                stage,
+                attempt,
+                error,
+                delay,
+            } => {
                 let line = format!(
                     "{}: attempt {attempt} failed, retrying in {}: {error}",
                     names.get(stage).map_or("?", String::as_str),
@@ -123,10 +141,20 @@ async fn progress(names: Vec<String>, mut rx: tokio::sync::mpsc::UnboundedReceiv
                     }
                 }
             }
-            RunEvent::StageFinished { stage, state, rows, elapsed, error, .. } => {
+            RunEvent::StageFinished {
+                stage,
+                state,
+                rows,
+                elapsed,
+                error,
+                ..
+            } => {
                 let msg = match (state, error) {
                     (StageState::Succeeded, _) => {
-                        format!("succeeded, {rows} rows in {}", weir_engine::humantime(elapsed))
+                        format!(
+                            "succeeded, {rows} rows in {}",
+                            weir_engine::humantime(elapsed)
+                        )
                     }
                     (other, Some(e)) => format!("{}: {e}", state_name(other)),
                     (other, None) => state_name(other).to_owned(),
@@ -156,8 +184,17 @@ fn state_name(s: StageState) -> &'static str {
 
 /// The table printed after a run.
 pub(crate) fn summary(r: &RunRecord, state_dir: &Path) -> String {
-    let width = r.stages.iter().map(|s| s.name.len()).max().unwrap_or(5).max(5);
-    let mut out = format!("\n{:width$}  {:9}  {:>8}  {:>12}  {:>9}\n", "STAGE", "STATE", "ATTEMPTS", "ROWS", "ELAPSED");
+    let width = r
+        .stages
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let mut out = format!(
+        "\n{:width$}  {:9}  {:>8}  {:>12}  {:>9}\n",
+        "STAGE", "STATE", "ATTEMPTS", "ROWS", "ELAPSED"
+    );
     for s in &r.stages {
         out.push_str(&format!(
             "{:width$}  {:9}  {:>8}  {:>12}  {:>9}\n",
@@ -186,7 +223,10 @@ pub(crate) fn summary(r: &RunRecord, state_dir: &Path) -> String {
     out.push_str(&format!(
         "\nrun {} {status} in {took:.2}s; record: {}\n",
         r.run_id,
-        state_dir.join("runs").join(format!("{}.json", r.run_id)).display()
+        state_dir
+            .join("runs")
+            .join(format!("{}.json", r.run_id))
+            .display()
     ));
     out
 }

@@ -52,17 +52,23 @@ pub(crate) fn runs(command: RunsCommand, state_dir: &Path) -> anyhow::Result<Exi
             }
         }
         RunsCommand::Show { run_id, output } => {
-            let record = store
-                .load(&run_id)
-                .map_err(|e| anyhow::anyhow!("no run `{run_id}` in {}: {e}", state_dir.display()))?;
+            let record = store.load(&run_id).map_err(|e| {
+                anyhow::anyhow!("no run `{run_id}` in {}: {e}", state_dir.display())
+            })?;
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&record)?);
             } else {
-                println!("pipeline {} ({}) as `{}`", record.pipeline, record.source, record.principal);
+                println!(
+                    "pipeline {} ({}) as `{}`",
+                    record.pipeline, record.source, record.principal
+                );
                 print!("{}", crate::run::summary(&record, state_dir));
                 for s in &record.stages {
                     for o in &s.outputs {
-                        println!("  {} wrote {} version {} ({} rows)", s.name, o.dataset, o.version, o.rows);
+                        println!(
+                            "  {} wrote {} version {} ({} rows)",
+                            s.name, o.dataset, o.version, o.rows
+                        );
                     }
                 }
             }

@@ -110,7 +110,10 @@ pub async fn read_manifest(store: &dyn ObjectStore, path: &Path) -> Result<Optio
     if got.meta.size > MAX_MANIFEST_BYTES {
         return Err(Error::Manifest {
             path: location.to_string(),
-            message: format!("manifest is {} bytes, limit {MAX_MANIFEST_BYTES}", got.meta.size),
+            message: format!(
+                "manifest is {} bytes, limit {MAX_MANIFEST_BYTES}",
+                got.meta.size
+            ),
         });
     }
     let bytes = got.bytes().await.map_err(|e| Error::store(&location, e))?;
@@ -145,7 +148,11 @@ pub fn version_name(run_id: &str, attempt: u32) -> String {
 ///
 /// # Errors
 /// Store errors, an invalid manifest, or [`Error::MissingInput`] if nothing is there.
-pub async fn resolve_read(store: &dyn ObjectStore, dataset: &str, path: &Path) -> Result<ReadLocation> {
+pub async fn resolve_read(
+    store: &dyn ObjectStore,
+    dataset: &str,
+    path: &Path,
+) -> Result<ReadLocation> {
     match store.head(path).await {
         Ok(_) => return Ok(ReadLocation::File(path.clone())),
         Err(object_store::Error::NotFound { .. }) => {}
@@ -177,7 +184,11 @@ pub async fn resolve_read(store: &dyn ObjectStore, dataset: &str, path: &Path) -
 /// # Errors
 /// Store errors while reading the old manifest or writing the new one; in
 /// that case the previous version stays current.
-pub async fn commit(store: &dyn ObjectStore, path: &Path, mut manifest: Manifest) -> Result<Manifest> {
+pub async fn commit(
+    store: &dyn ObjectStore,
+    path: &Path,
+    mut manifest: Manifest,
+) -> Result<Manifest> {
     let old = read_manifest(store, path).await.ok().flatten();
     if let Some(old) = &old {
         manifest.previous = std::iter::once(old.version.clone())
@@ -234,7 +245,11 @@ pub async fn delete_prefix(store: &dyn ObjectStore, prefix: &Path) -> Result<()>
 ///
 /// # Errors
 /// As [`resolve_read`], plus listing errors.
-pub async fn current_files(store: Arc<dyn ObjectStore>, dataset: &str, path: &Path) -> Result<Vec<Path>> {
+pub async fn current_files(
+    store: Arc<dyn ObjectStore>,
+    dataset: &str,
+    path: &Path,
+) -> Result<Vec<Path>> {
     match resolve_read(store.as_ref(), dataset, path).await? {
         ReadLocation::Version { prefix, manifest } => Ok(manifest
             .files
@@ -278,7 +293,10 @@ mod tests {
         for i in 0..5 {
             let v = format!("v-{i}");
             store
-                .put(&path.clone().join(v.as_str()).join("f"), PutPayload::from_static(b"x"))
+                .put(
+                    &path.clone().join(v.as_str()).join("f"),
+                    PutPayload::from_static(b"x"),
+                )
                 .await
                 .unwrap();
             commit(&store, &path, manifest(&v)).await.unwrap();
@@ -286,15 +304,27 @@ mod tests {
         let m = read_manifest(&store, &path).await.unwrap().unwrap();
         assert_eq!(m.version, "v-4");
         assert_eq!(m.previous, vec!["v-3", "v-2"]);
-        let left: Vec<_> = store.list(Some(&path)).map_ok(|m| m.location.to_string()).try_collect().await.unwrap();
-        assert!(!left.iter().any(|p| p.starts_with("ds/v-0/") || p.starts_with("ds/v-1/")), "{left:?}");
+        let left: Vec<_> = store
+            .list(Some(&path))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(
+            !left
+                .iter()
+                .any(|p| p.starts_with("ds/v-0/") || p.starts_with("ds/v-1/")),
+            "{left:?}"
+        );
         assert!(left.iter().any(|p| p.starts_with("ds/v-2/")));
     }
 
     #[tokio::test]
     async fn missing_input_is_a_clear_error() {
         let store = InMemory::new();
-        let err = resolve_read(&store, "raw", &Path::from("nothing/here")).await.unwrap_err();
+        let err = resolve_read(&store, "raw", &Path::from("nothing/here"))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("input dataset `raw`"), "{err}");
     }
 
@@ -305,7 +335,10 @@ mod tests {
         let mut m = manifest("../../etc");
         m.version = "../../etc".into();
         store
-            .put(&manifest_path(&path), PutPayload::from(serde_json::to_vec(&m).unwrap()))
+            .put(
+                &manifest_path(&path),
+                PutPayload::from(serde_json::to_vec(&m).unwrap()),
+            )
             .await
             .unwrap();
         assert!(read_manifest(&store, &path).await.is_err());

@@ -140,7 +140,12 @@ impl Engine {
             stages: pipeline.stages.iter().map(|s| waiting(&s.name)).collect(),
         };
         runs.save(&record)?;
-        send(&events, RunEvent::RunStarted { run_id: run_id.clone() });
+        send(
+            &events,
+            RunEvent::RunStarted {
+                run_id: run_id.clone(),
+            },
+        );
         tracing::info!(run_id = %run_id, pipeline = %pipeline.name, "run started");
 
         let runner = Arc::new(PipelineRunner {
@@ -164,7 +169,9 @@ impl Engine {
         let forwarder = tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
                 let ev = match ev {
-                    StageEvent::Started { stage, attempt } => RunEvent::StageStarted { stage, attempt },
+                    StageEvent::Started { stage, attempt } => {
+                        RunEvent::StageStarted { stage, attempt }
+                    }
                     StageEvent::Retrying {
                         stage,
                         attempt,
@@ -187,7 +194,10 @@ impl Engine {
                             End::Failed(e) => (StageState::Failed, Some(e)),
                             End::Skipped(b) => (
                                 StageState::Skipped,
-                                Some(format!("skipped because stage `{}` failed", rows_seen.stage_name(b))),
+                                Some(format!(
+                                    "skipped because stage `{}` failed",
+                                    rows_seen.stage_name(b)
+                                )),
                             ),
                             End::Cancelled => (StageState::Cancelled, None),
                         };
@@ -216,7 +226,11 @@ impl Engine {
         let _ = forwarder.await;
 
         for (i, result) in results.into_iter().enumerate() {
-            let name = pipeline.stages.get(i).map(|s| s.name.clone()).unwrap_or_default();
+            let name = pipeline
+                .stages
+                .get(i)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
             let mut rec = StageRecord {
                 name,
                 state: StageState::Waiting,
@@ -238,7 +252,10 @@ impl Engine {
                 }
                 Outcome::Skipped { because } => {
                     rec.state = StageState::Skipped;
-                    let cause = pipeline.stages.get(because).map_or("?", |s| s.name.as_str());
+                    let cause = pipeline
+                        .stages
+                        .get(because)
+                        .map_or("?", |s| s.name.as_str());
                     rec.error = Some(format!("skipped because stage `{cause}` failed"));
                 }
                 Outcome::Cancelled => rec.state = StageState::Cancelled,
@@ -296,24 +313,37 @@ struct PipelineRunner {
 
 impl PipelineRunner {
     fn stage_name(&self, index: usize) -> &str {
-        self.pipeline.stages.get(index).map_or("?", |s| s.name.as_str())
+        self.pipeline
+            .stages
+            .get(index)
+            .map_or("?", |s| s.name.as_str())
     }
 
     fn rows_of(&self, index: usize) -> u64 {
-        self.rows.lock().map(|m| m.get(&index).copied().unwrap_or(0)).unwrap_or(0)
+        self.rows
+            .lock()
+            .map(|m| m.get(&index).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     fn stage(&self, index: usize) -> Result<&Stage> {
-        self.pipeline.stages.get(index).ok_or_else(|| Error::Internal {
-            message: format!("no stage #{index}"),
-        })
+        self.pipeline
+            .stages
+            .get(index)
+            .ok_or_else(|| Error::Internal {
+                message: format!("no stage #{index}"),
+            })
     }
 
     /// The dataset's store and canonical object path.
     fn locate(&self, dataset: &str) -> Result<(String, Arc<dyn ObjectStore>, Path)> {
-        let ds = self.pipeline.datasets.get(dataset).ok_or_else(|| Error::Internal {
-            message: format!("dataset `{dataset}` vanished after validation"),
-        })?;
+        let ds = self
+            .pipeline
+            .datasets
+            .get(dataset)
+            .ok_or_else(|| Error::Internal {
+                message: format!("dataset `{dataset}` vanished after validation"),
+            })?;
         let path = Path::parse(&ds.path).map_err(|e| Error::Internal {
             message: format!("dataset `{dataset}` path: {e}"),
         })?;
@@ -334,9 +364,14 @@ impl PipelineRunner {
         let ctx = sql::stage_context(self.stage_stores(stage)?, self.partitions)?;
         for input in &stage.inputs {
             let (store_name, store, path) = self.locate(input)?;
-            let format = self.pipeline.datasets.get(input).map(|d| d.format).ok_or_else(|| Error::Internal {
-                message: format!("dataset `{input}` vanished"),
-            })?;
+            let format = self
+                .pipeline
+                .datasets
+                .get(input)
+                .map(|d| d.format)
+                .ok_or_else(|| Error::Internal {
+                    message: format!("dataset `{input}` vanished"),
+                })?;
             let location = dataset::resolve_read(store.as_ref(), input, &path).await?;
             sql::register_input(
                 &ctx,
@@ -353,9 +388,14 @@ impl PipelineRunner {
             message: "sql stage without output".into(),
         })?;
         let (store_name, store, path) = self.locate(output)?;
-        let format = self.pipeline.datasets.get(output).map(|d| d.format).ok_or_else(|| Error::Internal {
-            message: format!("dataset `{output}` vanished"),
-        })?;
+        let format = self
+            .pipeline
+            .datasets
+            .get(output)
+            .map(|d| d.format)
+            .ok_or_else(|| Error::Internal {
+                message: format!("dataset `{output}` vanished"),
+            })?;
         let version = dataset::version_name(&self.run_id, attempt);
         let target = SqlOutput {
             store: store_name,
@@ -413,7 +453,9 @@ impl StageRunner for PipelineRunner {
         let Ok(stage) = self.stage(index) else { return };
         let version = dataset::version_name(&self.run_id, attempt);
         for output in &stage.outputs {
-            let Ok((_, store, path)) = self.locate(output) else { continue };
+            let Ok((_, store, path)) = self.locate(output) else {
+                continue;
+            };
             let prefix = path.join(version.as_str());
             if let Err(e) = dataset::delete_prefix(store.as_ref(), &prefix).await {
                 tracing::warn!(stage = %stage.name, error = %e, "could not remove a failed attempt's output");

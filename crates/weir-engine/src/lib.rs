@@ -16,7 +16,10 @@
 //! # Non-goals
 //! Parsing pipeline files (weir-spec). Authorization of each object access
 //! arrives with weir-policy's guarded stores.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod dataset;
 mod engine;

@@ -155,7 +155,9 @@ impl RunStore {
     }
 
     fn path(&self, run_id: &str) -> Result<PathBuf> {
-        let ok = !run_id.is_empty() && run_id.len() <= 64 && run_id.chars().all(|c| c.is_ascii_alphanumeric());
+        let ok = !run_id.is_empty()
+            && run_id.len() <= 64
+            && run_id.chars().all(|c| c.is_ascii_alphanumeric());
         if !ok {
             return Err(Error::Internal {
                 message: format!("invalid run id `{}`", run_id.escape_debug()),

@@ -37,13 +37,20 @@ impl StageRegistry {
 
 impl ObjectStoreRegistry for StageRegistry {
     /// Refused: the set of stores is fixed when the stage starts.
-    fn register_store(&self, url: &Url, _store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+    fn register_store(
+        &self,
+        url: &Url,
+        _store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
         tracing::warn!(%url, "refused to register an object store after stage start");
         None
     }
 
     fn deregister_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
-        Err(DataFusionError::Plan(format!("object store `{}` cannot be deregistered", url.as_str())))
+        Err(DataFusionError::Plan(format!(
+            "object store `{}` cannot be deregistered",
+            url.as_str()
+        )))
     }
 
     fn get_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
@@ -68,11 +75,23 @@ mod tests {
 
     #[test]
     fn only_given_stores_resolve() {
-        let reg = StageRegistry::new(HashMap::from([("lake".to_owned(), Arc::new(InMemory::new()) as Arc<dyn ObjectStore>)]));
+        let reg = StageRegistry::new(HashMap::from([(
+            "lake".to_owned(),
+            Arc::new(InMemory::new()) as Arc<dyn ObjectStore>,
+        )]));
         assert!(reg.get_store(&Url::parse("weir://lake/x").unwrap()).is_ok());
-        assert!(reg.get_store(&Url::parse("file:///etc/passwd").unwrap()).is_err());
-        assert!(reg.get_store(&Url::parse("weir://other/x").unwrap()).is_err());
-        assert!(reg.register_store(&Url::parse("file:///").unwrap(), Arc::new(InMemory::new())).is_none());
+        assert!(
+            reg.get_store(&Url::parse("file:///etc/passwd").unwrap())
+                .is_err()
+        );
+        assert!(
+            reg.get_store(&Url::parse("weir://other/x").unwrap())
+                .is_err()
+        );
+        assert!(
+            reg.register_store(&Url::parse("file:///").unwrap(), Arc::new(InMemory::new()))
+                .is_none()
+        );
         assert!(reg.get_store(&Url::parse("file:///").unwrap()).is_err());
     }
 }

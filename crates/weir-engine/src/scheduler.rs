@@ -136,20 +136,35 @@ pub async fn run_dag<R: StageRunner>(
     let mut results: Vec<Option<StageResult<R::Output>>> = (0..n).map(|_| None).collect();
     let mut pending: Vec<usize> = (0..n).map(|i| dag.dependencies(i).len()).collect();
     let dependents: Vec<Vec<usize>> = (0..n).map(|i| dag.dependents(i)).collect();
-    let mut ready: VecDeque<usize> = dag.order().iter().copied().filter(|i| pending.get(*i) == Some(&0)).collect();
+    let mut ready: VecDeque<usize> = dag
+        .order()
+        .iter()
+        .copied()
+        .filter(|i| pending.get(*i) == Some(&0))
+        .collect();
     let mut running = JoinSet::new();
     let concurrency = concurrency.max(1);
 
     loop {
         while running.len() < concurrency && !cancel.is_cancelled() {
-            let Some(stage) = ready.pop_front() else { break };
+            let Some(stage) = ready.pop_front() else {
+                break;
+            };
             let policy = policies.get(stage).copied().unwrap_or(StagePolicy {
                 retries: 0,
                 timeout: Duration::from_secs(3600),
             });
-            running.spawn(attempt_loop(stage, policy, runner.clone(), cancel.clone(), events.clone()));
+            running.spawn(attempt_loop(
+                stage,
+                policy,
+                runner.clone(),
+                cancel.clone(),
+                events.clone(),
+            ));
         }
-        let Some(joined) = running.join_next().await else { break };
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
         let (stage, result) = match joined {
             Ok(done) => done,
             Err(join_error) => {
@@ -329,8 +344,12 @@ mod tests {
             self.max_live.fetch_max(live, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(5)).await;
             self.live.fetch_sub(1, Ordering::SeqCst);
-            if self.fail.contains(&stage) || (attempt == 1 && self.fail_first_attempt.contains(&stage)) {
-                return Err(Error::Internal { message: format!("stage {stage} failed") });
+            if self.fail.contains(&stage)
+                || (attempt == 1 && self.fail_first_attempt.contains(&stage))
+            {
+                return Err(Error::Internal {
+                    message: format!("stage {stage} failed"),
+                });
             }
             Ok(stage * 10)
         }
@@ -345,7 +364,13 @@ mod tests {
     }
 
     fn policies(n: usize, retries: u32) -> Vec<StagePolicy> {
-        vec![StagePolicy { retries, timeout: Duration::from_secs(5) }; n]
+        vec![
+            StagePolicy {
+                retries,
+                timeout: Duration::from_secs(5)
+            };
+            n
+        ]
     }
 
     #[tokio::test]
@@ -353,7 +378,15 @@ mod tests {
         // 0 -> 1 -> 2, and 3 alone.
         let d = dag(4, &[(0, 1), (1, 2)]);
         let r = Scripted::new(vec![1], vec![]);
-        let res = run_dag(&d, &policies(4, 0), 2, r.clone(), CancellationToken::new(), None).await;
+        let res = run_dag(
+            &d,
+            &policies(4, 0),
+            2,
+            r.clone(),
+            CancellationToken::new(),
+            None,
+        )
+        .await;
         assert!(matches!(res[0].outcome, Outcome::Succeeded(0)));
         assert!(matches!(res[1].outcome, Outcome::Failed(_)));
         assert!(matches!(res[2].outcome, Outcome::Skipped { because: 1 }));
@@ -365,7 +398,15 @@ mod tests {
     async fn concurrency_is_bounded() {
         let d = dag(10, &[]);
         let r = Scripted::new(vec![], vec![]);
-        run_dag(&d, &policies(10, 0), 3, r.clone(), CancellationToken::new(), None).await;
+        run_dag(
+            &d,
+            &policies(10, 0),
+            3,
+            r.clone(),
+            CancellationToken::new(),
+            None,
+        )
+        .await;
         assert_eq!(r.max_live.load(Ordering::SeqCst), 3);
     }
 
@@ -373,7 +414,15 @@ mod tests {
     async fn retry_after_backoff_succeeds() {
         let d = dag(1, &[]);
         let r = Scripted::new(vec![], vec![0]);
-        let res = run_dag(&d, &policies(1, 2), 1, r.clone(), CancellationToken::new(), None).await;
+        let res = run_dag(
+            &d,
+            &policies(1, 2),
+            1,
+            r.clone(),
+            CancellationToken::new(),
+            None,
+        )
+        .await;
         assert!(matches!(res[0].outcome, Outcome::Succeeded(0)));
         assert_eq!(res[0].attempts, 2);
     }
@@ -392,9 +441,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn timeout_fails_the_attempt() {
         let d = dag(1, &[]);
-        let p = vec![StagePolicy { retries: 0, timeout: Duration::from_secs(2) }];
+        let p = vec![StagePolicy {
+            retries: 0,
+            timeout: Duration::from_secs(2),
+        }];
         let res = run_dag(&d, &p, 1, Arc::new(Slow), CancellationToken::new(), None).await;
-        assert!(matches!(res[0].outcome, Outcome::Failed(Error::Timeout { .. })), "{:?}", res[0].outcome);
+        assert!(
+            matches!(res[0].outcome, Outcome::Failed(Error::Timeout { .. })),
+            "{:?}",
+            res[0].outcome
+        );
     }
 
     #[tokio::test(start_paused = true)]

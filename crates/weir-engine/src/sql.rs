@@ -10,10 +10,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SQLOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{
+    CsvReadOptions, ParquetReadOptions, SQLOptions, SessionConfig, SessionContext,
+};
 use futures::StreamExt;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -53,7 +55,10 @@ pub struct SqlOutput {
 ///
 /// # Errors
 /// If DataFusion cannot build the runtime.
-pub fn stage_context(stores: HashMap<String, Arc<dyn ObjectStore>>, partitions: usize) -> Result<SessionContext> {
+pub fn stage_context(
+    stores: HashMap<String, Arc<dyn ObjectStore>>,
+    partitions: usize,
+) -> Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(Arc::new(StageRegistry::new(stores)))
         .build_arc()?;
@@ -72,8 +77,14 @@ pub fn stage_context(stores: HashMap<String, Arc<dyn ObjectStore>>, partitions: 
 pub async fn register_input(ctx: &SessionContext, input: &SqlInput) -> Result<()> {
     let base = store_url(&input.store);
     let (url, extension) = match &input.location {
-        ReadLocation::Version { prefix, .. } => (format!("{base}{prefix}/"), format!(".{}", input.format.extension())),
-        ReadLocation::Folder(p) => (format!("{base}{p}/"), format!(".{}", input.format.extension())),
+        ReadLocation::Version { prefix, .. } => (
+            format!("{base}{prefix}/"),
+            format!(".{}", input.format.extension()),
+        ),
+        ReadLocation::Folder(p) => (
+            format!("{base}{p}/"),
+            format!(".{}", input.format.extension()),
+        ),
         ReadLocation::File(p) => {
             let ext = p.extension().map(|e| format!(".{e}")).unwrap_or_default();
             (format!("{base}{p}"), ext)
@@ -82,10 +93,13 @@ pub async fn register_input(ctx: &SessionContext, input: &SqlInput) -> Result<()
     match input.format {
         Format::Parquet => {
             let opts = ParquetReadOptions::default().file_extension(&extension);
-            ctx.register_parquet(input.name.as_str(), &url, opts).await?;
+            ctx.register_parquet(input.name.as_str(), &url, opts)
+                .await?;
         }
         Format::Csv => {
-            let opts = CsvReadOptions::new().has_header(true).file_extension(&extension);
+            let opts = CsvReadOptions::new()
+                .has_header(true)
+                .file_extension(&extension);
             ctx.register_csv(input.name.as_str(), &url, opts).await?;
         }
     }
@@ -136,16 +150,23 @@ async fn write_parquet(
         .set_created_by(format!("weir {}", env!("CARGO_PKG_VERSION")))
         .build();
     let sink = object_store::buffered::BufWriter::new(store.clone(), path.clone());
-    let mut writer =
-        AsyncArrowWriter::try_new(sink, stream.schema(), Some(props)).map_err(|e| write_error(path, e))?;
+    let mut writer = AsyncArrowWriter::try_new(sink, stream.schema(), Some(props))
+        .map_err(|e| write_error(path, e))?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows += batch.num_rows() as u64;
-        writer.write(&batch).await.map_err(|e| write_error(path, e))?;
+        writer
+            .write(&batch)
+            .await
+            .map_err(|e| write_error(path, e))?;
     }
     writer.close().await.map_err(|e| write_error(path, e))?;
-    let size = store.head(path).await.map_err(|e| Error::store(path, e))?.size;
+    let size = store
+        .head(path)
+        .await
+        .map_err(|e| Error::store(path, e))?
+        .size;
     Ok((rows, size))
 }
 
@@ -162,27 +183,38 @@ async fn write_csv(
         rows += batch.num_rows() as u64;
         let mut buf = Vec::new();
         {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(header).build(&mut buf);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(header)
+                .build(&mut buf);
             w.write(&batch).map_err(|e| write_error(path, e))?;
         }
         header = false;
-        sink.write_all(&buf).await.map_err(|e| write_error(path, e))?;
+        sink.write_all(&buf)
+            .await
+            .map_err(|e| write_error(path, e))?;
     }
     sink.shutdown().await.map_err(|e| write_error(path, e))?;
-    let size = store.head(path).await.map_err(|e| Error::store(path, e))?.size;
+    let size = store
+        .head(path)
+        .await
+        .map_err(|e| Error::store(path, e))?
+        .size;
     Ok((rows, size))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use object_store::memory::InMemory;
     use object_store::PutPayload;
+    use object_store::memory::InMemory;
 
     async fn ctx_with_csv() -> (SessionContext, Arc<dyn ObjectStore>) {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         store
-            .put(&Path::from("raw/a.csv"), PutPayload::from_static(b"id,v\n1,10\n2,20\n3,30\n"))
+            .put(
+                &Path::from("raw/a.csv"),
+                PutPayload::from_static(b"id,v\n1,10\n2,20\n3,30\n"),
+            )
             .await
             .unwrap();
         let ctx = stage_context(HashMap::from([("lake".to_owned(), store.clone())]), 2).unwrap();
@@ -208,9 +240,21 @@ mod tests {
             prefix: Path::from("out/v-1"),
             format: Format::Parquet,
         };
-        let files = run_query(&ctx, "SELECT id, v * 2 AS v2 FROM a WHERE v > 10", store.clone(), &out).await.unwrap();
+        let files = run_query(
+            &ctx,
+            "SELECT id, v * 2 AS v2 FROM a WHERE v > 10",
+            store.clone(),
+            &out,
+        )
+        .await
+        .unwrap();
         assert_eq!(files[0].rows, 2);
-        assert!(store.head(&Path::from("out/v-1/part-00000.parquet")).await.is_ok());
+        assert!(
+            store
+                .head(&Path::from("out/v-1/part-00000.parquet"))
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]

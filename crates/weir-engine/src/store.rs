@@ -33,10 +33,11 @@ impl StoreSet {
                         store: name.clone(),
                         message: format!("cannot create {}: {e}", root.display()),
                     })?;
-                    let fs = LocalFileSystem::new_with_prefix(root).map_err(|e| Error::OpenStore {
-                        store: name.clone(),
-                        message: e.to_string(),
-                    })?;
+                    let fs =
+                        LocalFileSystem::new_with_prefix(root).map_err(|e| Error::OpenStore {
+                            store: name.clone(),
+                            message: e.to_string(),
+                        })?;
                     Arc::new(fs.with_automatic_cleanup(true))
                 }
                 #[allow(unreachable_patterns)]
@@ -62,9 +63,12 @@ impl StoreSet {
     /// # Errors
     /// [`Error::OpenStore`] if there is none.
     pub fn get(&self, name: &str) -> Result<Arc<dyn ObjectStore>> {
-        self.stores.get(name).cloned().ok_or_else(|| Error::OpenStore {
-            store: name.to_owned(),
-            message: "no such store".into(),
-        })
+        self.stores
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::OpenStore {
+                store: name.to_owned(),
+                message: "no such store".into(),
+            })
     }
 }

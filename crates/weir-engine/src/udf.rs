@@ -25,7 +25,9 @@ pub fn bucket(key: &[u8], buckets: u64) -> u64 {
 
 fn weir_bucket(args: &[ColumnarValue]) -> Result<ColumnarValue> {
     let [key, n] = args else {
-        return Err(DataFusionError::Plan("weir_bucket(key, buckets) takes two arguments".into()));
+        return Err(DataFusionError::Plan(
+            "weir_bucket(key, buckets) takes two arguments".into(),
+        ));
     };
     let buckets = match n {
         ColumnarValue::Scalar(ScalarValue::Int64(Some(b))) if *b > 0 => *b as u64,
@@ -38,9 +40,9 @@ fn weir_bucket(args: &[ColumnarValue]) -> Result<ColumnarValue> {
     match key {
         ColumnarValue::Scalar(s) => {
             let v = match s {
-                ScalarValue::Utf8(Some(k)) | ScalarValue::LargeUtf8(Some(k)) | ScalarValue::Utf8View(Some(k)) => {
-                    Some(bucket(k.as_bytes(), buckets) as i64)
-                }
+                ScalarValue::Utf8(Some(k))
+                | ScalarValue::LargeUtf8(Some(k))
+                | ScalarValue::Utf8View(Some(k)) => Some(bucket(k.as_bytes(), buckets) as i64),
                 _ => None,
             };
             Ok(ColumnarValue::Scalar(ScalarValue::Int64(v)))
@@ -88,9 +90,14 @@ mod tests {
     async fn usable_from_sql() {
         let ctx = SessionContext::new();
         register(&ctx);
-        let df = ctx.sql("SELECT weir_bucket('abc', 1000000) AS b").await.unwrap();
+        let df = ctx
+            .sql("SELECT weir_bucket('abc', 1000000) AS b")
+            .await
+            .unwrap();
         let batches = df.collect().await.unwrap();
-        let col = batches[0].column(0).as_primitive::<arrow::datatypes::Int64Type>();
+        let col = batches[0]
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(col.value(0), (0xba7816bf8f01cfea_u64 % 1_000_000) as i64);
         assert!(!col.is_null(0));
     }

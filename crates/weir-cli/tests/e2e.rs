@@ -1,0 +1,387 @@
+//! End-to-end: the `weir` binary runs the example pipeline in a temporary
+//! folder, and every output is read back with the `parquet` crate.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::DataType;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A copy of the example pipeline and its raw data in a fresh folder.
+fn example_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = repo_root();
+    std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
+    std::fs::create_dir_all(dir.path().join("examples/data/raw")).unwrap();
+    std::fs::copy(
+        root.join("pipelines/customer_features.yaml"),
+        dir.path().join("pipelines/customer_features.yaml"),
+    )
+    .unwrap();
+    for f in ["customers.csv", "orders.csv"] {
+        std::fs::copy(
+            root.join("examples/data/raw").join(f),
+            dir.path().join("examples/data/raw").join(f),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+fn weir(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(dir)
+        .env("WEIR_STATE_DIR", dir.join(".weir"))
+        .env_remove("WEIR_LOG")
+        .output()
+        .unwrap()
+}
+
+fn run_json(dir: &Path, pipeline: &str) -> (Output, serde_json::Value) {
+    let out = weir(dir, &["run", pipeline, "--output", "json"]);
+    let record = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out, record)
+}
+
+/// Reads the current version of a dataset through its manifest.
+fn read_dataset(data: &Path, path: &str) -> Vec<RecordBatch> {
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(data.join(path).join("_weir/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let version = manifest["version"].as_str().unwrap();
+    let mut batches = Vec::new();
+    for f in manifest["files"].as_array().unwrap() {
+        let file = File::open(
+            data.join(path)
+                .join(version)
+                .join(f["name"].as_str().unwrap()),
+        )
+        .unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        batches.extend(reader.map(Result::unwrap));
+    }
+    batches
+}
+
+fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+fn columns(batches: &[RecordBatch]) -> Vec<(String, DataType)> {
+    batches[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect()
+}
+
+/// What the cleaning stages should keep, computed independently from the CSVs.
+struct Expected {
+    customers: HashSet<String>,
+    orders: usize,
+}
+
+fn expected(data: &Path) -> Expected {
+    let text = std::fs::read_to_string(data.join("raw/customers.csv")).unwrap();
+    let mut customers = HashSet::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let age: i64 = f[4].parse().unwrap_or(-1);
+        if !f[1].trim().is_empty() && (18..=100).contains(&age) {
+            customers.insert(f[0].to_owned());
+        }
+    }
+    let text = std::fs::read_to_string(data.join("raw/orders.csv")).unwrap();
+    let orders = text
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            f[3].parse::<f64>().unwrap() > 0.0 && (f[4] == "completed" || f[4] == "refunded")
+        })
+        .count();
+    Expected { customers, orders }
+}
+
+#[test]
+fn example_pipeline_end_to_end_is_correct_and_repeatable() {
+    let dir = example_workspace();
+    let data = dir.path().join("examples/data");
+    let (out, record) = run_json(dir.path(), "pipelines/customer_features.yaml");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(record["status"], "succeeded");
+
+    let want = expected(&data);
+    let customers = read_dataset(&data, "curated/customers");
+    assert_eq!(rows(&customers), want.customers.len());
+    assert_eq!(
+        columns(&customers)
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "customer_id",
+            "email",
+            "country",
+            "signup_date",
+            "age",
+            "plan"
+        ]
+    );
+    assert_eq!(columns(&customers)[3].1, DataType::Date32);
+    assert_eq!(columns(&customers)[4].1, DataType::Int32);
+
+    let orders = read_dataset(&data, "curated/orders");
+    assert_eq!(rows(&orders), want.orders);
+    assert!(matches!(columns(&orders)[2].1, DataType::Timestamp(_, _)));
+    assert_eq!(columns(&orders)[3].1, DataType::Float64);
+
+    let features = read_dataset(&data, "features/customer_features");
+    assert_eq!(rows(&features), want.customers.len());
+    let names: Vec<String> = columns(&features).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "customer_id",
+            "country",
+            "age",
+            "order_count",
+            "total_spend",
+            "avg_order_value",
+            "refund_count",
+            "days_since_last_order",
+            "label_paid"
+        ]
+    );
+
+    let train = read_dataset(&data, "splits/train");
+    let test = read_dataset(&data, "splits/test");
+    let in_train = want
+        .customers
+        .iter()
+        .filter(|c| weir_engine::udf::bucket(c.as_bytes(), 100) < 80)
+        .count();
+    assert_eq!(rows(&train), in_train);
+    assert_eq!(rows(&test), want.customers.len() - in_train);
+    assert_eq!(columns(&train), columns(&features));
+
+    // Stage records carry the same row counts.
+    let stages = record["stages"].as_array().unwrap();
+    let rows_of = |name: &str| {
+        stages.iter().find(|s| s["name"] == name).unwrap()["rows_written"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(rows_of("split-train") as usize, in_train);
+
+    // A second run produces identical content (as a new version).
+    let (out2, record2) = run_json(dir.path(), "pipelines/customer_features.yaml");
+    assert!(out2.status.success());
+    assert_ne!(record["run_id"], record2["run_id"]);
+    for path in [
+        "curated/customers",
+        "curated/orders",
+        "features/customer_features",
+        "splits/train",
+        "splits/test",
+    ] {
+        let again = read_dataset(&data, path);
+        let first = match path {
+            "curated/customers" => &customers,
+            "curated/orders" => &orders,
+            "features/customer_features" => &features,
+            "splits/train" => &train,
+            _ => &test,
+        };
+        let a = arrow::compute::concat_batches(&first[0].schema(), first).unwrap();
+        let b = arrow::compute::concat_batches(&again[0].schema(), &again).unwrap();
+        assert_eq!(a, b, "{path} differs between runs");
+    }
+
+    // The run is listed and can be shown.
+    let list = weir(dir.path(), &["runs", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains(record2["run_id"].as_str().unwrap()));
+}
+
+const FAILING: &str = r#"
+name: failing
+principal: svc-test
+stores: { lake: { url: ../data } }
+datasets:
+  src: { store: lake, path: raw/src.csv }
+  bad_out: { store: lake, path: out/bad }
+  after_bad: { store: lake, path: out/after_bad }
+  good_out: { store: lake, path: out/good }
+stages:
+  - name: bad
+    kind: sql
+    inputs: [src]
+    outputs: [bad_out]
+    sql: SELECT no_such_column FROM src
+  - name: after-bad
+    kind: sql
+    inputs: [bad_out]
+    outputs: [after_bad]
+    sql: SELECT * FROM bad_out
+  - name: good
+    kind: sql
+    inputs: [src]
+    outputs: [good_out]
+    sql: SELECT id, v * 2 AS v2 FROM src ORDER BY id
+"#;
+
+fn failing_workspace(sql_for_bad: Option<&str>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("p")).unwrap();
+    std::fs::create_dir_all(dir.path().join("data/raw")).unwrap();
+    std::fs::write(
+        dir.path().join("data/raw/src.csv"),
+        "id,v\n1,10\n2,20\n3,30\n",
+    )
+    .unwrap();
+    let text = match sql_for_bad {
+        Some(sql) => FAILING.replace("SELECT no_such_column FROM src", sql),
+        None => FAILING.to_owned(),
+    };
+    std::fs::write(dir.path().join("p/failing.yaml"), text).unwrap();
+    dir
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn failing_sql_stage_fails_the_run_names_the_stage_and_leaves_no_partial_output() {
+    let dir = failing_workspace(None);
+    let out = weir(dir.path(), &["run", "p/failing.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("stage `bad` failed"), "{stdout}");
+    assert!(
+        stdout.contains("no_such_column"),
+        "DataFusion's message is shown: {stdout}"
+    );
+    assert!(
+        stdout.contains("after-bad") && stdout.contains("skipped"),
+        "{stdout}"
+    );
+    // No partial files for the failed stage; the independent stage completed.
+    assert!(files_under(&dir.path().join("data/out/bad")).is_empty());
+    assert!(files_under(&dir.path().join("data/out/after_bad")).is_empty());
+    assert_eq!(rows(&read_dataset(&dir.path().join("data"), "out/good")), 3);
+}
+
+#[test]
+fn a_failed_rerun_leaves_the_previous_version_intact() {
+    let dir = failing_workspace(Some("SELECT id FROM src ORDER BY id"));
+    let out = weir(dir.path(), &["run", "p/failing.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = dir.path().join("data");
+    let before = std::fs::read(data.join("out/bad/_weir/manifest.json")).unwrap();
+    let files_before = files_under(&data.join("out/bad"));
+
+    // Same output, now failing at runtime (division by zero on every row).
+    let text = std::fs::read_to_string(dir.path().join("p/failing.yaml"))
+        .unwrap()
+        .replace(
+            "SELECT id FROM src ORDER BY id",
+            "SELECT CAST('x' AS INT) AS id FROM src",
+        );
+    std::fs::write(dir.path().join("p/failing.yaml"), text).unwrap();
+    let out = weir(dir.path(), &["run", "p/failing.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        std::fs::read(data.join("out/bad/_weir/manifest.json")).unwrap(),
+        before
+    );
+    assert_eq!(files_under(&data.join("out/bad")), files_before);
+    assert_eq!(rows(&read_dataset(&data, "out/bad")), 3);
+}
+
+#[test]
+fn invalid_pipeline_exits_2_and_runs_nothing() {
+    let dir = failing_workspace(None);
+    let text = std::fs::read_to_string(dir.path().join("p/failing.yaml"))
+        .unwrap()
+        .replace(
+            "inputs: [src]\n    outputs: [good_out]",
+            "input: [src]\n    outputs: [good_out]",
+        );
+    std::fs::write(dir.path().join("p/failing.yaml"), text).unwrap();
+    let out = weir(dir.path(), &["run", "p/failing.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown field `input`"), "{stderr}");
+    assert!(stderr.contains("did you mean `inputs`?"), "{stderr}");
+    assert!(!dir.path().join(".weir/runs").exists());
+}
+
+#[test]
+fn plan_and_graph_describe_the_example() {
+    let root = repo_root();
+    let out = weir(&root, &["plan", "pipelines/customer_features.yaml"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("5 stage(s) in 3 level(s)"), "{text}");
+    assert!(
+        text.contains("reads  raw_customers (lake:raw/customers.csv)"),
+        "{text}"
+    );
+    let dot = weir(
+        &root,
+        &[
+            "graph",
+            "pipelines/customer_features.yaml",
+            "--format",
+            "dot",
+        ],
+    );
+    let dot = String::from_utf8_lossy(&dot.stdout);
+    assert!(dot.starts_with("digraph \"customer-features\""));
+    assert!(dot.contains("\"ds:customers\" -> \"stage:features\""));
+    let mermaid = weir(
+        &root,
+        &[
+            "graph",
+            "pipelines/customer_features.yaml",
+            "--format",
+            "mermaid",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&mermaid.stdout).contains("d_customer_features --> s_split_train")
+    );
+}
