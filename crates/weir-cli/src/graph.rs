@@ -51,13 +51,13 @@ pub(crate) fn dot(p: &Pipeline) -> String {
         }
     }
     for (a, b, why) in p.dag.edges() {
-        if why == Edge::Needs {
-            if let (Some(a), Some(b)) = (p.stages.get(a), p.stages.get(b)) {
-                out.push_str(&format!(
-                    "  \"stage:{}\" -> \"stage:{}\" [style=dashed, label=\"needs\"];\n",
-                    a.name, b.name
-                ));
-            }
+        if why == Edge::Needs
+            && let (Some(a), Some(b)) = (p.stages.get(a), p.stages.get(b))
+        {
+            out.push_str(&format!(
+                "  \"stage:{}\" -> \"stage:{}\" [style=dashed, label=\"needs\"];\n",
+                a.name, b.name
+            ));
         }
     }
     out.push_str("}\n");
@@ -81,14 +81,14 @@ pub(crate) fn mermaid(p: &Pipeline) -> String {
         }
     }
     for (a, b, why) in p.dag.edges() {
-        if why == Edge::Needs {
-            if let (Some(a), Some(b)) = (p.stages.get(a), p.stages.get(b)) {
-                out.push_str(&format!(
-                    "  s_{} -.->|needs| s_{}\n",
-                    a.name.replace('-', "_"),
-                    b.name.replace('-', "_")
-                ));
-            }
+        if why == Edge::Needs
+            && let (Some(a), Some(b)) = (p.stages.get(a), p.stages.get(b))
+        {
+            out.push_str(&format!(
+                "  s_{} -.->|needs| s_{}\n",
+                a.name.replace('-', "_"),
+                b.name.replace('-', "_")
+            ));
         }
     }
     out

@@ -2,6 +2,7 @@
 
 mod example;
 mod graph;
+mod keys;
 mod load;
 mod plan;
 mod run;
@@ -75,6 +76,11 @@ enum Command {
         #[command(subcommand)]
         command: runs::RunsCommand,
     },
+    /// Manage stage-token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Example data for the pipelines in `pipelines/`.
     Example {
         #[command(subcommand)]
@@ -101,6 +107,7 @@ fn main() -> ExitCode {
             concurrency,
         } => run::run(&file, &cli.state_dir, output, concurrency),
         Command::Runs { command } => runs::runs(command, &cli.state_dir),
+        Command::Keys { command } => keys::keys(command, &cli.state_dir),
         Command::Example { command } => example::example(command),
     };
     match result {

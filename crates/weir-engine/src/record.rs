@@ -144,10 +144,10 @@ impl RunStore {
         let mut out = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            if let Some(id) = name.strip_suffix(".json") {
-                if let Ok(r) = self.load(id) {
-                    out.push(r);
-                }
+            if let Some(id) = name.strip_suffix(".json")
+                && let Ok(r) = self.load(id)
+            {
+                out.push(r);
             }
         }
         out.sort_by(|a, b| b.run_id.cmp(&a.run_id));

@@ -33,10 +33,10 @@ impl Dag {
         let mut graph = DiGraph::with_capacity(n, edges.len());
         let nodes: Vec<NodeIndex> = (0..n).map(|i| graph.add_node(i)).collect();
         for (from, to, kind) in edges {
-            if let (Some(a), Some(b)) = (nodes.get(*from), nodes.get(*to)) {
-                if graph.find_edge(*a, *b).is_none() {
-                    graph.add_edge(*a, *b, kind.clone());
-                }
+            if let (Some(a), Some(b)) = (nodes.get(*from), nodes.get(*to))
+                && graph.find_edge(*a, *b).is_none()
+            {
+                graph.add_edge(*a, *b, kind.clone());
             }
         }
         let order = match toposort(&graph, None) {

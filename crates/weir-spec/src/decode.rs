@@ -12,29 +12,41 @@ use crate::yaml::{Node, NodeKind, Style, is_null, truncate};
 
 /// Collects diagnostics while decoding one file.
 #[derive(Debug, Default)]
-pub(crate) struct Ctx {
-    pub(crate) diags: Vec<Diagnostic>,
+pub struct Ctx {
+    /// Diagnostics recorded so far.
+    pub diags: Vec<Diagnostic>,
 }
 
 impl Ctx {
-    pub(crate) fn error(&mut self, loc: &Location, message: impl Into<String>) -> ErrorBuilder<'_> {
+    /// How many errors (not warnings) were recorded so far.
+    pub fn error_count(&self) -> usize {
+        self.diags
+            .iter()
+            .filter(|d| d.severity == crate::diagnostic::Severity::Error)
+            .count()
+    }
+
+    /// Records an error; chain `.hint(...)` to add a hint.
+    pub fn error(&mut self, loc: &Location, message: impl Into<String>) -> ErrorBuilder<'_> {
         self.diags.push(Diagnostic::error(loc.clone(), message));
         ErrorBuilder { ctx: self }
     }
 
-    pub(crate) fn warning(&mut self, loc: &Location, message: impl Into<String>) -> ErrorBuilder<'_> {
+    /// Records a warning; chain `.hint(...)` to add a hint.
+    pub fn warning(&mut self, loc: &Location, message: impl Into<String>) -> ErrorBuilder<'_> {
         self.diags.push(Diagnostic::warning(loc.clone(), message));
         ErrorBuilder { ctx: self }
     }
 }
 
 /// Lets a caller attach a hint to the diagnostic just recorded.
-pub(crate) struct ErrorBuilder<'a> {
+pub struct ErrorBuilder<'a> {
     ctx: &'a mut Ctx,
 }
 
 impl ErrorBuilder<'_> {
-    pub(crate) fn hint(self, hint: impl Into<String>) {
+    /// Attaches `hint` to the diagnostic just recorded.
+    pub fn hint(self, hint: impl Into<String>) {
         if let Some(last) = self.ctx.diags.last_mut() {
             last.hint = Some(hint.into());
         }
@@ -42,22 +54,32 @@ impl ErrorBuilder<'_> {
 }
 
 /// The fields of a mapping, checked against the names a schema allows.
-pub(crate) struct Fields<'n> {
-    pub(crate) loc: Location,
+pub struct Fields<'n> {
+    /// Where the mapping starts.
+    pub loc: Location,
     values: HashMap<&'n str, &'n Node>,
+    /// Known names an unknown key was reported as a likely typo of.
+    suggested: Vec<&'static str>,
 }
 
 impl<'n> Fields<'n> {
     /// The field's node, if present.
-    pub(crate) fn get(&self, name: &str) -> Option<&'n Node> {
+    pub fn get(&self, name: &str) -> Option<&'n Node> {
         self.values.get(name).copied()
     }
 
-    /// The field's node, or an error naming the missing field.
-    pub(crate) fn required(&self, cx: &mut Ctx, name: &str, what: &str) -> Option<&'n Node> {
+    /// The field's node, or an error naming the missing field with `hint`.
+    ///
+    /// No error is recorded when an unknown key was already reported as a
+    /// likely typo of `name` (`stage:` for `stages:`): one mistake, one message.
+    pub fn required(&self, cx: &mut Ctx, name: &str, what: &str, hint: &str) -> Option<&'n Node> {
         let node = self.get(name);
-        if node.is_none() {
-            cx.error(&self.loc, format!("{what} is missing required field `{name}`"));
+        if node.is_none() && !self.suggested.contains(&name) {
+            cx.error(
+                &self.loc,
+                format!("{what} is missing required field `{name}`"),
+            )
+            .hint(hint);
         }
         node
     }
@@ -67,18 +89,26 @@ impl<'n> Fields<'n> {
 ///
 /// Unknown keys are reported (with a suggestion) and skipped; `special`
 /// lets a caller give a tailored message for a known-but-unsupported key.
-pub(crate) fn fields<'n>(
+pub fn fields<'n>(
     cx: &mut Ctx,
     node: &'n Node,
     what: &str,
-    known: &[&str],
+    known: &[&'static str],
     special: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Fields<'n>> {
     let NodeKind::Map(pairs) = &node.kind else {
-        cx.error(&node.loc, format!("{what} must be a mapping, found {}", node.type_name()));
+        cx.error(
+            &node.loc,
+            format!("{what} must be a mapping, found {}", node.type_name()),
+        )
+        .hint(format!(
+            "write its fields as `key: value` lines, e.g. `{}: ...`",
+            known.first().copied().unwrap_or("name")
+        ));
         return None;
     };
     let mut values = HashMap::new();
+    let mut suggested = Vec::new();
     for (key, value) in pairs {
         let NodeKind::Scalar { value: name, .. } = &key.kind else {
             continue;
@@ -88,9 +118,15 @@ pub(crate) fn fields<'n>(
         } else if let Some(message) = special(name) {
             cx.error(&key.loc, message);
         } else {
-            let builder = cx.error(&key.loc, format!("unknown field `{}` in {what}", truncate(name)));
+            let builder = cx.error(
+                &key.loc,
+                format!("unknown field `{}` in {what}", truncate(name)),
+            );
             match did_you_mean(name, known.iter().copied()) {
-                Some(close) => builder.hint(format!("did you mean `{close}`?")),
+                Some(close) => {
+                    builder.hint(format!("did you mean `{close}`?"));
+                    suggested.push(close);
+                }
                 None => builder.hint(format!("expected one of: {}", known.join(", "))),
             }
         }
@@ -98,6 +134,7 @@ pub(crate) fn fields<'n>(
     Some(Fields {
         loc: node.loc.clone(),
         values,
+        suggested,
     })
 }
 
@@ -113,7 +150,7 @@ fn yaml11_bool(value: &str) -> bool {
 
 /// Reads `node` as a string. Refuses nulls, numbers and booleans, including
 /// YAML 1.1 booleans such as `no`, unless quoted.
-pub(crate) fn string(cx: &mut Ctx, node: &Node, what: &str) -> Option<String> {
+pub fn string(cx: &mut Ctx, node: &Node, what: &str) -> Option<String> {
     match &node.kind {
         NodeKind::Scalar {
             value,
@@ -125,32 +162,44 @@ pub(crate) fn string(cx: &mut Ctx, node: &Node, what: &str) -> Option<String> {
         } => {
             if is_null(value) {
                 cx.error(&node.loc, format!("{what} must be a string, found null"))
-                    .hint("write a value, or remove the field");
+                    .hint("write a value after the `:`; nothing, `~` or `null` there is null");
                 None
             } else if yaml11_bool(value) {
                 cx.error(
                     &node.loc,
-                    format!("{what} must be a string, found `{value}`, which YAML reads as a boolean"),
+                    format!("{what} must be a string, found `{value}`, which YAML 1.1 reads as a boolean"),
                 )
                 .hint(format!("quote it: \"{value}\""));
                 None
             } else if value.parse::<f64>().is_ok() {
-                cx.error(&node.loc, format!("{what} must be a string, found {}", node.type_name()))
-                    .hint(format!("quote it: \"{value}\""));
+                cx.error(
+                    &node.loc,
+                    format!("{what} must be a string, found {}", node.type_name()),
+                )
+                .hint(format!("quote it: \"{value}\""));
                 None
             } else {
                 Some(value.clone())
             }
         }
-        _ => {
-            cx.error(&node.loc, format!("{what} must be a string, found {}", node.type_name()));
+        NodeKind::Seq(_) => {
+            cx.error(&node.loc, format!("{what} must be a string, found a list"))
+                .hint("write a single value here, not a list");
+            None
+        }
+        NodeKind::Map(_) => {
+            cx.error(
+                &node.loc,
+                format!("{what} must be a string, found a mapping"),
+            )
+            .hint("write a single value here; if the text contains `: `, quote it");
             None
         }
     }
 }
 
 /// Reads `node` as an integer in `min..=max`.
-pub(crate) fn integer(cx: &mut Ctx, node: &Node, what: &str, min: u64, max: u64) -> Option<u64> {
+pub fn integer(cx: &mut Ctx, node: &Node, what: &str, min: u64, max: u64) -> Option<u64> {
     let parsed = match &node.kind {
         NodeKind::Scalar {
             value,
@@ -161,28 +210,115 @@ pub(crate) fn integer(cx: &mut Ctx, node: &Node, what: &str, min: u64, max: u64)
     match parsed {
         Some(n) if (min..=max).contains(&n) => Some(n),
         Some(n) => {
-            cx.error(&node.loc, format!("{what} must be between {min} and {max}, found {n}"));
+            let hint = if n < min {
+                format!("the smallest allowed value is {min}")
+            } else {
+                format!("the largest allowed value is {max}")
+            };
+            cx.error(
+                &node.loc,
+                format!("{what} must be between {min} and {max}, found {n}"),
+            )
+            .hint(hint);
             None
         }
         None => {
-            cx.error(&node.loc, format!("{what} must be an integer, found {}", node.type_name()))
-                .hint(format!("write a whole number between {min} and {max}"));
+            let builder = cx.error(
+                &node.loc,
+                format!("{what} must be an integer, found {}", node.type_name()),
+            );
+            match &node.kind {
+                NodeKind::Scalar {
+                    value,
+                    style: Style::Quoted,
+                } if value.parse::<u64>().is_ok() => {
+                    builder.hint(format!("remove the quotes: `{value}`"))
+                }
+                _ if max == u64::MAX => builder.hint("write a whole number"),
+                _ => builder.hint(format!("write a whole number between {min} and {max}")),
+            }
             None
         }
     }
 }
 
-/// Reads a duration such as `90s`, `15m`, `2h` or `1h30m`.
-pub(crate) fn duration(cx: &mut Ctx, node: &Node, what: &str) -> Option<Duration> {
+/// Reads a duration such as `90s`, `15m`, `2h` or `1h30m`, at most 7 days.
+pub fn duration(cx: &mut Ctx, node: &Node, what: &str) -> Option<Duration> {
+    const MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+    const FORM: &str =
+        "write a number with a unit (`ms`, `s`, `m`, `h`, `d`), e.g. `30s`, `15m`, `2h` or `1h30m`";
+    // A bare number is a plain scalar YAML types as a number; say "add a
+    // unit" rather than `string`'s "quote it", which would not help.
+    if let NodeKind::Scalar {
+        value,
+        style: Style::Plain,
+    } = &node.kind
+        && value.parse::<f64>().is_ok()
+    {
+        let builder = cx.error(
+            &node.loc,
+            format!(
+                "{what} must be a duration with a unit, found the number `{}`",
+                truncate(value)
+            ),
+        );
+        match value.parse::<u64>() {
+            Ok(n) => builder.hint(format!(
+                "add a unit: `{n}s` for seconds, `{n}m` for minutes"
+            )),
+            Err(_) => builder.hint(FORM),
+        }
+        return None;
+    }
     let text = string(cx, node, what)?;
     match parse_duration(&text) {
-        Some(d) if d > Duration::ZERO && d <= Duration::from_secs(7 * 24 * 3600) => Some(d),
-        _ => {
-            cx.error(&node.loc, format!("{what} must be a duration up to 7 days, found `{}`", truncate(&text)))
-                .hint("write a number with a unit, e.g. `30s`, `15m`, `2h` or `1h30m`");
+        Some(d) if d > Duration::ZERO && d <= MAX => Some(d),
+        Some(d) if d == Duration::ZERO => {
+            cx.error(
+                &node.loc,
+                format!(
+                    "{what} must be longer than zero, found `{}`",
+                    truncate(&text)
+                ),
+            )
+            .hint(FORM);
+            None
+        }
+        Some(_) => {
+            cx.error(
+                &node.loc,
+                format!("{what} must be at most 7 days, found `{}`", truncate(&text)),
+            )
+            .hint("write a duration up to `7d`");
+            None
+        }
+        None => {
+            let builder = cx.error(
+                &node.loc,
+                format!("{what} is not a valid duration: `{}`", truncate(&text)),
+            );
+            match spelled_out_duration(&text) {
+                Some(fixed) => builder.hint(format!("write `{fixed}`")),
+                None => builder.hint(FORM),
+            }
             None
         }
     }
+}
+
+/// `10 minutes` -> `10m`: the short form of a duration written in words.
+fn spelled_out_duration(text: &str) -> Option<String> {
+    let (num, unit) = text.trim().split_once(char::is_whitespace)?;
+    let num: u64 = num.parse().ok()?;
+    let unit = match unit.trim().to_ascii_lowercase().as_str() {
+        "ms" | "millisecond" | "milliseconds" => "ms",
+        "s" | "sec" | "secs" | "second" | "seconds" => "s",
+        "m" | "min" | "mins" | "minute" | "minutes" => "m",
+        "h" | "hr" | "hrs" | "hour" | "hours" => "h",
+        "d" | "day" | "days" => "d",
+        _ => return None,
+    };
+    Some(format!("{num}{unit}"))
 }
 
 /// Parses `1h30m`, `90s`, `250ms`. Returns `None` on anything else.
@@ -196,7 +332,9 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         let digits = rest.find(|c: char| !c.is_ascii_digit())?;
         let (num, tail) = rest.split_at(digits);
         let value: u64 = num.parse().ok()?;
-        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let part = match unit {
             "ms" => Duration::from_millis(value),
@@ -212,28 +350,34 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Some(total)
 }
 
-/// Reads a list of names (each checked by `check`). Returns the names with
-/// their locations.
-pub(crate) fn name_list(
+/// Reads a list of names of `kind`; `item` names one entry in messages
+/// ("dataset name in `inputs`"). Returns the valid names with their
+/// locations; invalid entries are reported and left out.
+pub fn name_list(
     cx: &mut Ctx,
     node: &Node,
     what: &str,
+    item: &str,
     kind: NameKind,
 ) -> Option<Vec<(String, Location)>> {
     let NodeKind::Seq(items) = &node.kind else {
-        let builder = cx.error(&node.loc, format!("{what} must be a list, found {}", node.type_name()));
+        let builder = cx.error(
+            &node.loc,
+            format!("{what} must be a list, found {}", node.type_name()),
+        );
         if let NodeKind::Scalar { value, .. } = &node.kind {
             builder.hint(format!("write a list: [{}]", truncate(value)));
         }
         return None;
     };
     let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        if let Some(name) = name(cx, item, what, kind) {
+    for node in items {
+        if let Some(name) = name(cx, node, item, kind) {
             if out.iter().any(|(n, _)| *n == name) {
-                cx.error(&item.loc, format!("`{name}` is listed twice in {what}"));
+                cx.error(&node.loc, format!("`{name}` is listed twice in {what}"))
+                    .hint("remove the repeated entry");
             } else {
-                out.push((name, item.loc.clone()));
+                out.push((name, node.loc.clone()));
             }
         }
     }
@@ -242,7 +386,7 @@ pub(crate) fn name_list(
 
 /// The kinds of names weir checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NameKind {
+pub enum NameKind {
     /// Pipelines and stages: `[a-z][a-z0-9_-]{0,62}`.
     Stage,
     /// Datasets and stores, usable as SQL identifiers: `[a-z][a-z0-9_]{0,62}`.
@@ -252,7 +396,7 @@ pub(crate) enum NameKind {
 }
 
 /// Whether `name` is a valid name of `kind`.
-pub(crate) fn valid_name(name: &str, kind: NameKind) -> bool {
+pub fn valid_name(name: &str, kind: NameKind) -> bool {
     let mut chars = name.chars();
     let Some(first) = chars.next() else {
         return false;
@@ -261,7 +405,8 @@ pub(crate) fn valid_name(name: &str, kind: NameKind) -> bool {
         NameKind::Stage => {
             name.len() <= 63
                 && first.is_ascii_lowercase()
-                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+                && chars
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
         }
         NameKind::Identifier => {
             name.len() <= 63
@@ -277,37 +422,75 @@ pub(crate) fn valid_name(name: &str, kind: NameKind) -> bool {
 }
 
 /// Reads a name and checks its form.
-pub(crate) fn name(cx: &mut Ctx, node: &Node, what: &str, kind: NameKind) -> Option<String> {
+pub fn name(cx: &mut Ctx, node: &Node, what: &str, kind: NameKind) -> Option<String> {
     let value = string(cx, node, what)?;
     if valid_name(&value, kind) {
         return Some(value);
     }
     let rule = match kind {
         NameKind::Stage => {
-            "start with a lowercase letter; then lowercase letters, digits, `_` or `-`; at most 63 characters"
+            "a name starts with a lowercase letter, then lowercase letters, digits, `_` or `-`; at most 63 characters"
         }
         NameKind::Identifier => {
-            "start with a lowercase letter; then lowercase letters, digits or `_` (it is a SQL table name); at most 63 characters"
+            "a name starts with a lowercase letter, then lowercase letters, digits or `_` (it is used as a SQL table name); at most 63 characters"
         }
         NameKind::Principal => {
-            "letters, digits and `_ . @ : -`, starting with a letter or digit; at most 128 characters"
+            "a principal is letters, digits and `_ . @ : -`, starting with a letter or digit; at most 128 characters"
         }
     };
-    cx.error(&node.loc, format!("invalid {what} `{}`", truncate(&value)))
-        .hint(format!("a name must {rule}"));
+    let builder = cx.error(&node.loc, format!("invalid {what} `{}`", truncate(&value)));
+    match suggest_name(&value, kind) {
+        Some(fixed) => builder.hint(format!("{rule}; try `{fixed}`")),
+        None => builder.hint(rule),
+    }
     None
+}
+
+/// A valid spelling of `name` when only case or separators are wrong:
+/// `Raw-Events` -> `raw_events` (identifier) or `raw-events` (stage).
+fn suggest_name(name: &str, kind: NameKind) -> Option<String> {
+    let fixed: String = match kind {
+        NameKind::Stage => name
+            .chars()
+            .map(|c| {
+                if c == ' ' {
+                    '-'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect(),
+        NameKind::Identifier => name
+            .chars()
+            .map(|c| {
+                if c == ' ' || c == '-' {
+                    '_'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect(),
+        NameKind::Principal => name
+            .chars()
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect(),
+    };
+    (fixed != name && valid_name(&fixed, kind)).then_some(fixed)
 }
 
 /// Checks a dataset path: relative, `/`-separated, no empty, `.` or `..`
 /// segments, no backslashes, percent signs or control characters.
-pub(crate) fn object_path(cx: &mut Ctx, node: &Node, what: &str) -> Option<String> {
+pub fn object_path(cx: &mut Ctx, node: &Node, what: &str) -> Option<String> {
     let value = string(cx, node, what)?;
     let problem = path_problem(&value);
     match problem {
         None => Some(value),
         Some(problem) => {
-            cx.error(&node.loc, format!("invalid {what} `{}`: {problem}", truncate(&value)))
-                .hint("write a relative path inside the store, such as `curated/customers`");
+            cx.error(
+                &node.loc,
+                format!("invalid {what} `{}`: {problem}", truncate(&value)),
+            )
+            .hint("write a relative path inside the store, such as `curated/customers`");
             None
         }
     }
@@ -365,8 +548,32 @@ mod tests {
     }
 
     #[test]
+    fn durations_in_words_get_a_suggestion() {
+        assert_eq!(spelled_out_duration("10 minutes").as_deref(), Some("10m"));
+        assert_eq!(spelled_out_duration("2 Hours").as_deref(), Some("2h"));
+        assert_eq!(spelled_out_duration("1 fortnight"), None);
+        assert_eq!(spelled_out_duration("ten minutes"), None);
+    }
+
+    #[test]
+    fn names_with_wrong_case_or_separators_get_a_suggestion() {
+        assert_eq!(
+            suggest_name("Raw-Events", NameKind::Identifier).as_deref(),
+            Some("raw_events")
+        );
+        assert_eq!(
+            suggest_name("Clean Orders", NameKind::Stage).as_deref(),
+            Some("clean-orders")
+        );
+        assert_eq!(suggest_name("9lives", NameKind::Stage), None);
+        assert_eq!(suggest_name("ok", NameKind::Stage), None);
+    }
+
+    #[test]
     fn yaml11_booleans() {
-        for b in ["no", "No", "NO", "yes", "on", "OFF", "y", "N", "true", "False"] {
+        for b in [
+            "no", "No", "NO", "yes", "on", "OFF", "y", "N", "true", "False",
+        ] {
             assert!(yaml11_bool(b), "{b}");
         }
         for s in ["nO", "noo", "yess", "ok"] {

@@ -87,7 +87,9 @@ impl Diagnostic {
             let gutter = self.loc.line.to_string();
             let pad = " ".repeat(gutter.len());
             let caret = " ".repeat(self.loc.column.saturating_sub(1));
-            out.push_str(&format!("\n {pad} |\n {gutter} | {line}\n {pad} | {caret}^"));
+            out.push_str(&format!(
+                "\n {pad} |\n {gutter} | {line}\n {pad} | {caret}^"
+            ));
         }
         if let Some(hint) = &self.hint {
             out.push_str(&format!("\n  = hint: {hint}"));
@@ -124,7 +126,10 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// The closest candidate to `word`, if it is close enough to be a typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (distance(word, c), c))

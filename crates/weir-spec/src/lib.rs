@@ -43,11 +43,13 @@
 )]
 
 mod dag;
-mod decode;
+pub mod decode;
 mod diagnostic;
 mod model;
 mod pipeline;
-mod yaml;
+mod rules;
+mod stage;
+pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
@@ -102,29 +104,44 @@ pub struct Loaded {
 /// [`Limits::max_bytes`], checked before reading), [`Error::Invalid`] with
 /// every diagnostic if it is not a valid pipeline.
 pub fn load_file(path: &Path) -> Result<Loaded> {
+    use std::io::Read as _;
+
     let limits = Limits::default();
     let display = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|source| Error::Read {
+    let read_error = |source| Error::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let too_large = |size: String| Error::Invalid {
+        file: display.clone(),
+        source_text: String::new(),
+        diagnostics: vec![
+            Diagnostic::error(
+                Location::new(&display, 1, 1),
+                format!(
+                    "file is {size} bytes; the limit is {} bytes",
+                    limits.max_bytes
+                ),
+            )
+            .with_hint("a pipeline file this large is almost certainly not a pipeline"),
+        ],
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
     if meta.len() > limits.max_bytes as u64 {
-        return Err(Error::Invalid {
-            file: display.clone(),
-            source_text: String::new(),
-            diagnostics: vec![
-                Diagnostic::error(
-                    Location::new(&display, 1, 1),
-                    format!("file is {} bytes; the limit is {} bytes", meta.len(), limits.max_bytes),
-                )
-                .with_hint("a pipeline file this large is almost certainly not a pipeline"),
-            ],
-        });
+        return Err(too_large(meta.len().to_string()));
     }
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    // The size can lie (a device, a FIFO, a file still growing): read at
+    // most one byte past the limit, whatever the metadata said.
+    let mut bytes = Vec::new();
+    file.take(limits.max_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() > limits.max_bytes {
+        return Err(too_large(format!("more than {}", limits.max_bytes)));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
     load_str_at(&display, &text, path, &base, limits)
@@ -139,12 +156,18 @@ pub fn load_str(file: &str, text: &str, base_dir: &Path) -> Result<Loaded> {
     load_str_at(file, text, Path::new(file), base_dir, Limits::default())
 }
 
-fn load_str_at(file: &str, text: &str, source: &Path, base_dir: &Path, limits: Limits) -> Result<Loaded> {
+fn load_str_at(
+    file: &str,
+    text: &str,
+    source: &Path,
+    base_dir: &Path,
+    limits: Limits,
+) -> Result<Loaded> {
     let (root, mut diagnostics) = yaml::load(file, text, limits);
     let mut cx = decode::Ctx::default();
     let pipeline = root.and_then(|root| pipeline::decode(&mut cx, &root, source, base_dir));
     diagnostics.append(&mut cx.diags);
-    diagnostics.sort_by(|a, b| (a.loc.line, a.loc.column, a.severity).cmp(&(b.loc.line, b.loc.column, b.severity)));
+    diagnostics.sort_by_key(|d| (d.loc.line, d.loc.column, d.severity));
     diagnostics.dedup();
     let has_error = diagnostics.iter().any(|d| d.severity == Severity::Error);
     match pipeline {

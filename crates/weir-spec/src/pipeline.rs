@@ -1,13 +1,14 @@
 //! The pipeline schema: YAML nodes -> validated [`Pipeline`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::dag::{Dag, Edge};
 use crate::decode::{self, Ctx, NameKind};
 use crate::diagnostic::{Location, did_you_mean};
-use crate::model::{Dataset, Defaults, Format, Pipeline, Stage, StageKind, Store, StoreLocation};
-use crate::yaml::{Node, NodeKind};
+use crate::model::{Dataset, Defaults, Format, Pipeline, Stage, Store, StoreLocation};
+use crate::rules;
+use crate::stage::{self, RawStage};
+use crate::yaml::{Node, NodeKind, truncate};
 
 const TOP: &[&str] = &[
     "version",
@@ -22,74 +23,90 @@ const TOP: &[&str] = &[
 const DEFAULTS: &[&str] = &["concurrency", "retries", "timeout"];
 const STORE: &[&str] = &["url", "description"];
 const DATASET: &[&str] = &["store", "path", "format", "description"];
-const STAGE: &[&str] = &[
-    "name",
-    "kind",
-    "description",
-    "inputs",
-    "outputs",
-    "needs",
-    "retries",
-    "timeout",
-    "sql",
-];
-const KINDS: &[&str] = &["sql"];
-const LATER_KINDS: &[&str] = &["command", "validate", "split"];
 
-/// A stage as read, with the locations validation messages point at.
-struct RawStage {
-    stage: Stage,
-    loc: Location,
-    name_loc: Location,
-    inputs: Vec<(String, Location)>,
-    outputs: Vec<(String, Location)>,
-    needs: Vec<(String, Location)>,
-}
-
-fn no_special(_: &str) -> Option<String> {
+pub(crate) fn no_special(_: &str) -> Option<String> {
     None
 }
 
 /// Decodes and validates a whole pipeline. `base_dir` resolves relative store paths.
-pub(crate) fn decode(cx: &mut Ctx, root: &Node, source: &Path, base_dir: &Path) -> Option<Pipeline> {
+pub(crate) fn decode(
+    cx: &mut Ctx,
+    root: &Node,
+    source: &Path,
+    base_dir: &Path,
+) -> Option<Pipeline> {
     let top = decode::fields(cx, root, "the pipeline", TOP, &no_special)?;
-    if let Some(node) = top.get("version") {
-        if decode::integer(cx, node, "`version`", 1, u64::MAX).is_some_and(|v| v != 1) {
-            cx.error(&node.loc, "unsupported pipeline `version`")
-                .hint("this weir reads `version: 1`");
-        }
+    if let Some(node) = top.get("version")
+        && let Some(v) = decode::integer(cx, node, "`version`", 0, u64::MAX)
+        && v != 1
+    {
+        cx.error(&node.loc, format!("unsupported pipeline `version` {v}"))
+            .hint("this weir reads `version: 1`");
     }
     let name = top
-        .required(cx, "name", "the pipeline")
+        .required(cx, "name", "the pipeline", "add `name: my-pipeline`")
         .and_then(|n| decode::name(cx, n, "pipeline name", NameKind::Stage));
     let description = top
         .get("description")
         .and_then(|n| decode::string(cx, n, "`description`"));
     let principal = top
-        .required(cx, "principal", "the pipeline")
+        .required(
+            cx,
+            "principal",
+            "the pipeline",
+            "add `principal: svc-my-pipeline`, the identity the pipeline runs as",
+        )
         .and_then(|n| decode::name(cx, n, "principal", NameKind::Principal));
     let defaults = top
         .get("defaults")
         .map(|n| decode_defaults(cx, n))
         .unwrap_or_default();
-    let stores = top
-        .required(cx, "stores", "the pipeline")
-        .map(|n| decode_named_map(cx, n, "`stores`", |cx, name, node| decode_store(cx, name, node, base_dir)))
+    let (stores, store_names) = top
+        .required(
+            cx,
+            "stores",
+            "the pipeline",
+            "add `stores:` with a store such as `lake: { url: ./data }`",
+        )
+        .map(|n| {
+            decode_named_map(cx, n, "`stores`", "store name", |cx, name, node| {
+                decode_store(cx, name, node, base_dir)
+            })
+        })
         .unwrap_or_default();
-    let datasets = top
-        .required(cx, "datasets", "the pipeline")
-        .map(|n| decode_named_map(cx, n, "`datasets`", decode_dataset))
+    let (datasets, dataset_names) = top
+        .required(
+            cx,
+            "datasets",
+            "the pipeline",
+            "add `datasets:` with the datasets the stages read and write",
+        )
+        .map(|n| {
+            decode_named_map(cx, n, "`datasets`", "dataset name", |cx, name, node| {
+                decode_dataset(cx, name, node, &store_names)
+            })
+        })
         .unwrap_or_default();
-    let stages = top
-        .required(cx, "stages", "the pipeline")
-        .map(|n| decode_stages(cx, n, &defaults))
+    let (stages, stage_names) = top
+        .required(
+            cx,
+            "stages",
+            "the pipeline",
+            "add `stages:` with at least one stage",
+        )
+        .map(|n| stage::decode_stages(cx, n, &defaults))
         .unwrap_or_default();
 
-    check_datasets(cx, &stores, &datasets);
-    check_stages(cx, &datasets, &stages);
-    let dag = build_dag(cx, &stages, top.get("stages").map(|n| &n.loc));
-    warn_unused(cx, &stores, &datasets, &stages);
+    rules::check_overlaps(cx, &datasets);
+    rules::check_stages(cx, &dataset_names, &stage_names, &stages);
+    let dag = rules::build_dag(cx, &stages);
+    if cx.error_count() == 0 {
+        // Only on an otherwise valid file: a stage that failed to decode may
+        // well be the one that uses the "unused" dataset.
+        rules::warn_unused(cx, &stores, &datasets, &stages);
+    }
 
+    let stages: Option<Vec<Stage>> = stages.into_iter().map(RawStage::into_stage).collect();
     Some(Pipeline {
         name: name?,
         description,
@@ -98,7 +115,7 @@ pub(crate) fn decode(cx: &mut Ctx, root: &Node, source: &Path, base_dir: &Path) 
         defaults,
         stores: stores.into_iter().map(|(k, (v, _))| (k, v)).collect(),
         datasets: datasets.into_iter().map(|(k, (v, _))| (k, v)).collect(),
-        stages: stages.into_iter().map(|s| s.stage).collect(),
+        stages: stages?,
         dag: dag?,
     })
 }
@@ -108,71 +125,104 @@ fn decode_defaults(cx: &mut Ctx, node: &Node) -> Defaults {
     let Some(f) = decode::fields(cx, node, "`defaults`", DEFAULTS, &no_special) else {
         return out;
     };
-    if let Some(n) = f.get("concurrency") {
-        if let Some(v) = decode::integer(cx, n, "`concurrency`", 1, 1024) {
-            out.concurrency = usize::try_from(v).unwrap_or(1);
-        }
+    if let Some(n) = f.get("concurrency")
+        && let Some(v) = decode::integer(cx, n, "`concurrency`", 1, 1024)
+    {
+        out.concurrency = usize::try_from(v).unwrap_or(1);
     }
-    if let Some(n) = f.get("retries") {
-        if let Some(v) = decode::integer(cx, n, "`retries`", 0, 100) {
-            out.retries = u32::try_from(v).unwrap_or(0);
-        }
+    if let Some(n) = f.get("retries")
+        && let Some(v) = decode::integer(cx, n, "`retries`", 0, 100)
+    {
+        out.retries = u32::try_from(v).unwrap_or(0);
     }
-    if let Some(d) = f.get("timeout").and_then(|n| decode::duration(cx, n, "`timeout`")) {
+    if let Some(d) = f
+        .get("timeout")
+        .and_then(|n| decode::duration(cx, n, "`timeout`"))
+    {
         out.timeout = d;
     }
     out
 }
 
+/// Named items that decoded, with the location of their key.
+type NamedMap<T> = BTreeMap<String, (T, Location)>;
+
 /// Reads a mapping of `name: value`, checking each name as an identifier.
+///
+/// Returns the items that decoded and every name declared, valid or not, so
+/// a reference to a broken item is not reported a second time as undefined.
 fn decode_named_map<T>(
     cx: &mut Ctx,
     node: &Node,
     what: &str,
+    noun: &str,
     item: impl Fn(&mut Ctx, &str, &Node) -> Option<T>,
-) -> BTreeMap<String, (T, Location)> {
+) -> (NamedMap<T>, BTreeSet<String>) {
     let mut out = BTreeMap::new();
+    let mut declared = BTreeSet::new();
     let NodeKind::Map(pairs) = &node.kind else {
-        cx.error(&node.loc, format!("{what} must be a mapping of names, found {}", node.type_name()));
-        return out;
+        cx.error(
+            &node.loc,
+            format!(
+                "{what} must be a mapping of names, found {}",
+                node.type_name()
+            ),
+        )
+        .hint("write one `name: { ... }` entry per line under it");
+        return (out, declared);
     };
     if pairs.is_empty() {
-        cx.error(&node.loc, format!("{what} is empty"));
+        cx.error(&node.loc, format!("{what} is empty"))
+            .hint("define at least one entry, or remove the field");
     }
     for (key, value) in pairs {
-        let Some(name) = decode::name(cx, key, &format!("name in {what}"), NameKind::Identifier) else {
-            continue;
-        };
-        if out.contains_key(&name) {
+        if let NodeKind::Scalar { value: raw, .. } = &key.kind
+            && !declared.insert(raw.clone())
+        {
             continue; // already reported as a duplicate key by the loader
         }
+        let Some(name) = decode::name(cx, key, noun, NameKind::Identifier) else {
+            continue;
+        };
         if let Some(v) = item(cx, &name, value) {
             out.insert(name, (v, key.loc.clone()));
         }
     }
-    out
+    (out, declared)
 }
 
 fn decode_store(cx: &mut Ctx, name: &str, node: &Node, base_dir: &Path) -> Option<Store> {
     let what = format!("store `{name}`");
     let f = decode::fields(cx, node, &what, STORE, &no_special)?;
-    let url_node = f.required(cx, "url", &what)?;
-    let url = decode::string(cx, url_node, "`url`")?;
     if let Some(n) = f.get("description") {
         decode::string(cx, n, "`description`");
     }
+    let url_node = f.required(
+        cx,
+        "url",
+        &what,
+        "add `url: ./data`, a folder relative to the pipeline file",
+    )?;
+    let url = decode::string(cx, url_node, "`url`")?;
     let location = if let Some(rest) = url.strip_prefix("file://") {
         StoreLocation::Local(base_dir.join(rest))
     } else if url.starts_with("s3://") {
-        cx.error(&url_node.loc, "S3 stores are not supported by this build of weir yet")
-            .hint("use a local folder for now, e.g. `url: ../data`");
+        cx.error(
+            &url_node.loc,
+            "S3 stores are not supported by this build of weir yet",
+        )
+        .hint("use a local folder for now, e.g. `url: ../data`");
         return None;
     } else if let Some((scheme, _)) = url.split_once("://") {
-        cx.error(&url_node.loc, format!("unknown store scheme `{}`", decode_truncate(scheme)))
-            .hint("use a local folder (relative to the pipeline file, or absolute) or `file://`");
+        cx.error(
+            &url_node.loc,
+            format!("unknown store scheme `{}`", truncate(scheme)),
+        )
+        .hint("use a local folder (relative to the pipeline file, or absolute) or `file://`");
         return None;
     } else if url.is_empty() {
-        cx.error(&url_node.loc, "store `url` is empty");
+        cx.error(&url_node.loc, "store `url` is empty")
+            .hint("write a folder, e.g. `url: ./data`");
         return None;
     } else {
         StoreLocation::Local(base_dir.join(&url))
@@ -183,22 +233,45 @@ fn decode_store(cx: &mut Ctx, name: &str, node: &Node, base_dir: &Path) -> Optio
     })
 }
 
-fn decode_truncate(s: &str) -> String {
-    crate::yaml::truncate(s)
-}
-
 fn dataset_special(key: &str) -> Option<String> {
-    (key == "contract").then(|| "data contracts are not supported by this build of weir yet".to_owned())
+    (key == "contract")
+        .then(|| "data contracts are not supported by this build of weir yet".to_owned())
 }
 
-fn decode_dataset(cx: &mut Ctx, name: &str, node: &Node) -> Option<Dataset> {
+fn decode_dataset(
+    cx: &mut Ctx,
+    name: &str,
+    node: &Node,
+    stores: &BTreeSet<String>,
+) -> Option<Dataset> {
     let what = format!("dataset `{name}`");
     let f = decode::fields(cx, node, &what, DATASET, &dataset_special)?;
     let store = f
-        .required(cx, "store", &what)
-        .and_then(|n| decode::name(cx, n, "store name", NameKind::Identifier));
+        .required(
+            cx,
+            "store",
+            &what,
+            "add `store: <name>`, one of the stores under `stores:`",
+        )
+        .and_then(|n| {
+            let store = decode::name(cx, n, "store name", NameKind::Identifier)?;
+            if stores.contains(&store) {
+                return Some(store);
+            }
+            let b = cx.error(&n.loc, format!("{what} uses undefined store `{store}`"));
+            match did_you_mean(&store, stores.iter().map(String::as_str)) {
+                Some(c) => b.hint(format!("did you mean `{c}`?")),
+                None => b.hint("define the store under `stores:`"),
+            }
+            None
+        });
     let path = f
-        .required(cx, "path", &what)
+        .required(
+            cx,
+            "path",
+            &what,
+            "add `path: <folder>`, relative to the store, e.g. `curated/customers`",
+        )
         .and_then(|n| decode::object_path(cx, n, "dataset path"));
     let format = match f.get("format") {
         None => Some(if path.as_deref().is_some_and(|p| p.ends_with(".csv")) {
@@ -210,7 +283,7 @@ fn decode_dataset(cx: &mut Ctx, name: &str, node: &Node) -> Option<Dataset> {
             "parquet" => Some(Format::Parquet),
             "csv" => Some(Format::Csv),
             other => {
-                let b = cx.error(&n.loc, format!("unknown format `{}`", decode_truncate(other)));
+                let b = cx.error(&n.loc, format!("unknown format `{}`", truncate(other)));
                 match did_you_mean(other, ["parquet", "csv"]) {
                     Some(c) => b.hint(format!("did you mean `{c}`?")),
                     None => b.hint("expected `parquet` or `csv`"),
@@ -230,266 +303,59 @@ fn decode_dataset(cx: &mut Ctx, name: &str, node: &Node) -> Option<Dataset> {
     })
 }
 
-fn decode_stages(cx: &mut Ctx, node: &Node, defaults: &Defaults) -> Vec<RawStage> {
-    let NodeKind::Seq(items) = &node.kind else {
-        cx.error(&node.loc, format!("`stages` must be a list, found {}", node.type_name()))
-            .hint("write each stage as a list item starting with `- name: ...`");
-        return Vec::new();
-    };
-    if items.is_empty() {
-        cx.error(&node.loc, "the pipeline has no stages")
-            .hint("add at least one stage under `stages:`");
-    }
-    let mut out: Vec<RawStage> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        if let Some(stage) = decode_stage(cx, item, i, defaults) {
-            if let Some(first) = out.iter().find(|s| s.stage.name == stage.stage.name) {
-                let line = first.name_loc.line;
-                cx.error(&stage.name_loc, format!("duplicate stage name `{}`", stage.stage.name))
-                    .hint(format!("a stage with this name is already defined at line {line}"));
-                continue;
-            }
-            out.push(stage);
-        }
-    }
-    out
-}
-
-fn decode_stage(cx: &mut Ctx, node: &Node, index: usize, defaults: &Defaults) -> Option<RawStage> {
-    let label = format!("stage #{}", index + 1);
-    let f = decode::fields(cx, node, &label, STAGE, &no_special)?;
-    let name_node = f.required(cx, "name", &label)?;
-    let name = decode::name(cx, name_node, "stage name", NameKind::Stage)?;
-    let what = format!("stage `{name}`");
-    let kind = f
-        .required(cx, "kind", &what)
-        .and_then(|n| decode_kind(cx, n, &f, &what));
-    let inputs = f
-        .get("inputs")
-        .map(|n| decode::name_list(cx, n, "`inputs`", NameKind::Identifier))
-        .unwrap_or(Some(Vec::new()));
-    let outputs = f
-        .required(cx, "outputs", &what)
-        .and_then(|n| decode::name_list(cx, n, "`outputs`", NameKind::Identifier));
-    let needs = f
-        .get("needs")
-        .map(|n| decode::name_list(cx, n, "`needs`", NameKind::Stage))
-        .unwrap_or(Some(Vec::new()));
-    let retries = match f.get("retries") {
-        Some(n) => u32::try_from(decode::integer(cx, n, "`retries`", 0, 100)?).ok()?,
-        None => defaults.retries,
-    };
-    let timeout = match f.get("timeout") {
-        Some(n) => decode::duration(cx, n, "`timeout`")?,
-        None => defaults.timeout,
-    };
-    if let Some(n) = f.get("description") {
-        decode::string(cx, n, "`description`");
-    }
-    let (inputs, outputs, needs) = (inputs?, outputs?, needs?);
-    let kind = kind?;
-    if matches!(kind, StageKind::Sql { .. }) && outputs.len() != 1 {
-        cx.error(
-            &f.get("outputs").map_or(f.loc.clone(), |n| n.loc.clone()),
-            format!("{what}: a `sql` stage writes exactly one output, found {}", outputs.len()),
-        )
-        .hint("split the work into one sql stage per output dataset");
-    }
-    Some(RawStage {
-        stage: Stage {
-            name,
-            kind,
-            inputs: inputs.iter().map(|(n, _)| n.clone()).collect(),
-            outputs: outputs.iter().map(|(n, _)| n.clone()).collect(),
-            needs: needs.iter().map(|(n, _)| n.clone()).collect(),
-            retries,
-            timeout,
-        },
-        loc: f.loc.clone(),
-        name_loc: name_node.loc.clone(),
-        inputs,
-        outputs,
-        needs,
-    })
-}
-
-fn decode_kind(cx: &mut Ctx, node: &Node, f: &decode::Fields<'_>, what: &str) -> Option<StageKind> {
-    let kind = decode::string(cx, node, "stage `kind`")?;
-    match kind.as_str() {
-        "sql" => {
-            let sql_node = f.required(cx, "sql", what)?;
-            let sql = decode::string(cx, sql_node, "`sql`")?;
-            if sql.trim().is_empty() {
-                cx.error(&sql_node.loc, format!("{what}: `sql` is empty"));
-                return None;
-            }
-            Some(StageKind::Sql { sql })
-        }
-        k if LATER_KINDS.contains(&k) => {
-            cx.error(&node.loc, format!("stage kind `{k}` is not supported by this build of weir yet"))
-                .hint(format!("supported kinds: {}", KINDS.join(", ")));
-            None
-        }
-        other => {
-            let b = cx.error(&node.loc, format!("unknown stage kind `{}`", decode_truncate(other)));
-            match did_you_mean(other, KINDS.iter().copied()) {
-                Some(c) => b.hint(format!("did you mean `{c}`?")),
-                None => b.hint(format!("supported kinds: {}", KINDS.join(", "))),
-            }
-            None
-        }
-    }
-}
-
-/// Datasets must name a defined store and must not overlap in one store.
-fn check_datasets(
-    cx: &mut Ctx,
-    stores: &BTreeMap<String, (Store, Location)>,
-    datasets: &BTreeMap<String, (Dataset, Location)>,
-) {
-    for (ds, loc) in datasets.values() {
-        if !stores.contains_key(&ds.store) {
-            let b = cx.error(loc, format!("dataset `{}` uses undefined store `{}`", ds.name, ds.store));
-            match did_you_mean(&ds.store, stores.keys().map(String::as_str)) {
-                Some(c) => b.hint(format!("did you mean `{c}`?")),
-                None => b.hint("define the store under `stores:`"),
-            }
-        }
-    }
-    let all: Vec<&(Dataset, Location)> = datasets.values().collect();
-    for (i, (a, _)) in all.iter().enumerate() {
-        for (b, loc) in all.iter().skip(i + 1) {
-            if a.store == b.store && overlaps(&a.path, &b.path) {
-                cx.error(
-                    loc,
-                    format!("datasets `{}` and `{}` overlap in store `{}` (`{}` and `{}`)", a.name, b.name, a.store, a.path, b.path),
-                )
-                .hint("give each dataset its own path; one may not contain the other");
-            }
-        }
-    }
-}
-
-/// Segment-aware: `a/b` overlaps `a/b/c` but not `a/bc`.
-pub(crate) fn overlaps(a: &str, b: &str) -> bool {
-    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    long == short || long.strip_prefix(short).is_some_and(|rest| rest.starts_with('/'))
-}
-
-fn check_stages(cx: &mut Ctx, datasets: &BTreeMap<String, (Dataset, Location)>, stages: &[RawStage]) {
-    let mut writers: HashMap<&str, &str> = HashMap::new();
-    let names: Vec<&str> = stages.iter().map(|s| s.stage.name.as_str()).collect();
-    for s in stages {
-        for (ds, loc) in s.inputs.iter().chain(&s.outputs) {
-            if !datasets.contains_key(ds) {
-                let b = cx.error(loc, format!("stage `{}` refers to undefined dataset `{ds}`", s.stage.name));
-                match did_you_mean(ds, datasets.keys().map(String::as_str)) {
-                    Some(c) => b.hint(format!("did you mean `{c}`?")),
-                    None => b.hint("define it under `datasets:`"),
-                }
-            }
-        }
-        for (ds, loc) in &s.outputs {
-            if let Some(first) = writers.insert(ds, &s.stage.name) {
-                cx.error(loc, format!("dataset `{ds}` is written by two stages, `{first}` and `{}`", s.stage.name))
-                    .hint("each dataset has exactly one writer; write to a new dataset instead");
-            }
-            if s.inputs.iter().any(|(i, _)| i == ds) {
-                cx.error(loc, format!("stage `{}` reads and writes the same dataset `{ds}`", s.stage.name))
-                    .hint("write the result to a new dataset");
-            }
-        }
-        for (need, loc) in &s.needs {
-            if *need == s.stage.name {
-                cx.error(loc, format!("stage `{need}` needs itself"));
-            } else if !names.contains(&need.as_str()) {
-                let b = cx.error(loc, format!("stage `{}` needs undefined stage `{need}`", s.stage.name));
-                if let Some(c) = did_you_mean(need, names.iter().copied()) {
-                    b.hint(format!("did you mean `{c}`?"));
-                }
-            }
-        }
-    }
-}
-
-fn build_dag(cx: &mut Ctx, stages: &[RawStage], loc: Option<&Location>) -> Option<Dag> {
-    let index: HashMap<&str, usize> = stages
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.stage.name.as_str(), i))
-        .collect();
-    let mut writer: HashMap<&str, usize> = HashMap::new();
-    for (i, s) in stages.iter().enumerate() {
-        for o in &s.stage.outputs {
-            writer.entry(o.as_str()).or_insert(i);
-        }
-    }
-    let mut edges = Vec::new();
-    for (i, s) in stages.iter().enumerate() {
-        for input in &s.stage.inputs {
-            if let Some(w) = writer.get(input.as_str()).filter(|w| **w != i) {
-                edges.push((*w, i, Edge::Data(input.clone())));
-            }
-        }
-        for need in &s.stage.needs {
-            if let Some(n) = index.get(need.as_str()).filter(|n| **n != i) {
-                edges.push((*n, i, Edge::Needs));
-            }
-        }
-    }
-    match Dag::build(stages.len(), &edges) {
-        Ok(dag) => Some(dag),
-        Err(cycles) => {
-            for cycle in cycles {
-                let names: Vec<&str> = cycle
-                    .iter()
-                    .filter_map(|i| stages.get(*i).map(|s| s.stage.name.as_str()))
-                    .collect();
-                let at = cycle
-                    .first()
-                    .and_then(|i| stages.get(*i))
-                    .map(|s| s.loc.clone())
-                    .or_else(|| loc.cloned());
-                if let Some(at) = at {
-                    cx.error(&at, format!("stages form a cycle: {}", names.join(" -> ")))
-                        .hint("a stage cannot depend, through data or `needs`, on its own result");
-                }
-            }
-            None
-        }
-    }
-}
-
-fn warn_unused(
-    cx: &mut Ctx,
-    stores: &BTreeMap<String, (Store, Location)>,
-    datasets: &BTreeMap<String, (Dataset, Location)>,
-    stages: &[RawStage],
-) {
-    for (name, (_, loc)) in datasets {
-        let used = stages
-            .iter()
-            .any(|s| s.stage.inputs.contains(name) || s.stage.outputs.contains(name));
-        if !used {
-            cx.warning(loc, format!("dataset `{name}` is not used by any stage"));
-        }
-    }
-    for (name, (_, loc)) in stores {
-        if !datasets.values().any(|(d, _)| &d.store == name) {
-            cx.warning(loc, format!("store `{name}` is not used by any dataset"));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::overlaps;
+    use super::*;
+    use crate::yaml::{Limits, load};
+
+    fn errors(src: &str) -> Vec<String> {
+        let (root, mut diags) = load("t.yaml", src, Limits::default());
+        let mut cx = Ctx::default();
+        if let Some(root) = root {
+            decode(&mut cx, &root, Path::new("t.yaml"), Path::new("."));
+        }
+        diags.append(&mut cx.diags);
+        diags.iter().map(|d| d.message.clone()).collect()
+    }
+
+    const BASE: &str = "name: p\nprincipal: svc\nstores: { lake: { url: ./d } }\n";
 
     #[test]
-    fn overlap_is_segment_aware() {
-        assert!(overlaps("raw/train", "raw/train"));
-        assert!(overlaps("raw/train", "raw/train/x.parquet"));
-        assert!(overlaps("raw/train/x", "raw/train"));
-        assert!(!overlaps("raw/train", "raw/training"));
+    fn a_broken_stage_is_still_cross_checked() {
+        // The stage name is invalid, yet its undefined input is reported too.
+        let src = format!(
+            "{BASE}datasets: {{ out: {{ store: lake, path: o }} }}\n\
+             stages:\n  - {{ name: Bad, kind: sql, inputs: [nope], outputs: [out], sql: SELECT 1 }}\n"
+        );
+        let errs = errors(&src);
+        assert!(
+            errs.iter().any(|e| e.contains("invalid stage name `Bad`")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.contains("undefined dataset `nope`")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn a_reference_to_a_broken_dataset_is_not_undefined() {
+        let src = format!(
+            "{BASE}datasets: {{ out: {{ store: lake, path: ../o }} }}\n\
+             stages:\n  - {{ name: s, kind: sql, outputs: [out], sql: SELECT 1 }}\n"
+        );
+        let errs = errors(&src);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("invalid dataset path"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_typo_of_a_required_field_is_reported_once() {
+        let src = format!(
+            "{BASE}datasets: {{ out: {{ store: lake, path: o }} }}\n\
+             stage:\n  - {{ name: s, kind: sql, outputs: [out], sql: SELECT 1 }}\n"
+        );
+        let errs = errors(&src);
+        assert_eq!(errs, vec!["unknown field `stage` in the pipeline"]);
     }
 }

@@ -42,7 +42,7 @@ impl Default for Limits {
 
 /// How a scalar was written, which decides how it may be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Style {
+pub enum Style {
     /// Unquoted: `value`. Subject to type resolution (`true`, `12`, `~`).
     Plain,
     /// Quoted or block: always a string.
@@ -51,7 +51,7 @@ pub(crate) enum Style {
 
 /// The shape of a node.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum NodeKind {
+pub enum NodeKind {
     /// A scalar with its text and style.
     Scalar {
         /// The scalar's text.
@@ -67,7 +67,7 @@ pub(crate) enum NodeKind {
 
 /// A YAML node and where it starts in the source.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Node {
+pub struct Node {
     /// What the node is.
     pub kind: NodeKind,
     /// Where it starts.
@@ -90,7 +90,7 @@ impl Node {
     }
 
     /// A short human name for the node's type, used in messages.
-    pub(crate) fn type_name(&self) -> String {
+    pub fn type_name(&self) -> String {
         match &self.kind {
             NodeKind::Seq(_) => "a list".to_owned(),
             NodeKind::Map(_) => "a mapping".to_owned(),
@@ -107,7 +107,10 @@ fn describe_scalar(value: &str, style: Style) -> String {
     if is_null(value) {
         return "null".to_owned();
     }
-    if matches!(value, "true" | "false" | "True" | "False" | "TRUE" | "FALSE") {
+    if matches!(
+        value,
+        "true" | "false" | "True" | "False" | "TRUE" | "FALSE"
+    ) {
         return format!("the boolean `{value}`");
     }
     if value.parse::<i64>().is_ok() {
@@ -120,12 +123,12 @@ fn describe_scalar(value: &str, style: Style) -> String {
 }
 
 /// Whether a plain scalar is YAML null.
-pub(crate) fn is_null(value: &str) -> bool {
+pub fn is_null(value: &str) -> bool {
     matches!(value, "" | "~" | "null" | "Null" | "NULL")
 }
 
 /// Shortens long values in messages.
-pub(crate) fn truncate(value: &str) -> String {
+pub fn truncate(value: &str) -> String {
     const MAX: usize = 40;
     if value.chars().count() <= MAX {
         value.to_owned()
@@ -156,7 +159,19 @@ enum Frame {
 /// Returns the root node (if the document could be read at all) and every
 /// diagnostic found. A syntax error or a broken limit stops loading; a
 /// duplicate key is reported and loading continues.
-pub(crate) fn load(file: &str, source: &str, limits: Limits) -> (Option<Node>, Vec<Diagnostic>) {
+pub fn load(file: &str, source: &str, limits: Limits) -> (Option<Node>, Vec<Diagnostic>) {
+    if source.len() > limits.max_bytes {
+        let diag = Diagnostic::error(
+            Location::new(file, 1, 1),
+            format!(
+                "file is {} bytes; the limit is {} bytes",
+                source.len(),
+                limits.max_bytes
+            ),
+        )
+        .with_hint("a pipeline file this large is almost certainly not a pipeline");
+        return (None, vec![diag]);
+    }
     let mut loader = Loader {
         file,
         limits,
@@ -165,22 +180,9 @@ pub(crate) fn load(file: &str, source: &str, limits: Limits) -> (Option<Node>, V
         nodes: 0,
         root: None,
         documents: 0,
+        end: end_of_text(source),
         diags: Vec::new(),
     };
-    if source.len() > limits.max_bytes {
-        loader.diags.push(
-            Diagnostic::error(
-                Location::new(file, 1, 1),
-                format!(
-                    "file is {} bytes; the limit is {} bytes",
-                    source.len(),
-                    limits.max_bytes
-                ),
-            )
-            .with_hint("a pipeline file this large is almost certainly not a pipeline"),
-        );
-        return (None, loader.diags);
-    }
     match loader.run(source) {
         Ok(()) => {}
         Err(diag) => {
@@ -190,12 +192,42 @@ pub(crate) fn load(file: &str, source: &str, limits: Limits) -> (Option<Node>, V
     }
     let root = loader.root.take();
     if root.is_none() && loader.diags.is_empty() {
-        loader.diags.push(Diagnostic::error(
-            Location::new(file, 1, 1),
-            "the file is empty",
-        ));
+        let message = if source.trim().is_empty() {
+            "the file is empty"
+        } else {
+            "the file holds no YAML document, only comments"
+        };
+        loader.diags.push(
+            Diagnostic::error(Location::new(file, 1, 1), message).with_hint(
+                "a pipeline needs at least `name`, `principal`, `stores`, `datasets` and `stages`",
+            ),
+        );
     }
     (root, loader.diags)
+}
+
+/// Where the text ends: just after the last character of its last non-blank
+/// line. Positions past it are clamped there, since the parser reports the
+/// end of input one line beyond the file, which no editor can show.
+fn end_of_text(source: &str) -> (usize, usize) {
+    let text = source.trim_end_matches(['\n', '\r']);
+    // YAML 1.2 line breaks: `\r\n`, `\r` or `\n`.
+    let mut lines = 1;
+    let mut last_len = 0;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' | '\n' => {
+                if c == '\r' && chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                lines += 1;
+                last_len = 0;
+            }
+            _ => last_len += 1,
+        }
+    }
+    (lines, last_len + 1)
 }
 
 struct Loader<'f> {
@@ -206,19 +238,31 @@ struct Loader<'f> {
     nodes: usize,
     root: Option<Node>,
     documents: usize,
+    /// See [`end_of_text`].
+    end: (usize, usize),
     diags: Vec<Diagnostic>,
 }
 
 impl Loader<'_> {
     fn loc(&self, span: &Span) -> Location {
-        Location::new(self.file, span.start.line(), span.start.col() + 1)
+        self.at(span.start.line(), span.start.col() + 1)
+    }
+
+    /// A location, clamped to the end of the text.
+    fn at(&self, line: usize, column: usize) -> Location {
+        let (end_line, end_column) = self.end;
+        if line > end_line || (line == end_line && column > end_column) {
+            Location::new(self.file, end_line, end_column)
+        } else {
+            Location::new(self.file, line.max(1), column.max(1))
+        }
     }
 
     fn run(&mut self, source: &str) -> Result<(), Diagnostic> {
         for item in Parser::new_from_str(source) {
             let (event, span) = item.map_err(|e| {
                 let m = e.marker();
-                let loc = Location::new(self.file, m.line(), m.col() + 1);
+                let loc = self.at(m.line(), m.col() + 1);
                 if e.info().contains("recursion limit") {
                     // The scanner's own guard can fire before ours.
                     return Diagnostic::error(
@@ -226,7 +270,13 @@ impl Loader<'_> {
                         format!("nesting is deeper than {} levels", self.limits.max_depth),
                     );
                 }
-                Diagnostic::error(loc, format!("invalid YAML: {}", e.info()))
+                let hint = if e.info().contains("tab") {
+                    "indent with spaces; YAML does not allow tabs in indentation"
+                } else {
+                    "the parser stopped here; the mistake is often here or on the line above \
+                     (an unclosed `[`, `{` or quote, a missing space after `:`, or uneven indentation)"
+                };
+                Diagnostic::error(loc, format!("invalid YAML: {}", e.info())).with_hint(hint)
             })?;
             self.event(event, &span)?;
         }
@@ -329,10 +379,18 @@ impl Loader<'_> {
             }
             Event::Alias(id) => {
                 let Some(target) = self.anchors.get(&id) else {
+                    return Err(
+                        Diagnostic::error(loc, "alias to an unknown anchor").with_hint(
+                            "define the anchor (`&name`) before the alias (`*name`) that uses it",
+                        ),
+                    );
+                };
+                // Count before cloning, so a bomb is refused without building it.
+                let size = target.size();
+                self.count(size, &loc)?;
+                let Some(mut node) = self.anchors.get(&id).cloned() else {
                     return Err(Diagnostic::error(loc, "alias to an unknown anchor"));
                 };
-                let mut node = target.clone();
-                self.count(node.size(), &loc)?;
                 node.loc = loc;
                 self.finish(node, 0)
             }
@@ -452,6 +510,22 @@ mod tests {
         let (node, diags) = load("t.yaml", "a: 12345678901", limits);
         assert!(node.is_none());
         assert!(diags[0].message.contains("limit is 10 bytes"));
+    }
+
+    #[test]
+    fn end_of_input_errors_point_into_the_file() {
+        for (src, at) in [
+            ("[", (1, 2)),
+            ("a: [b,\n", (1, 7)),
+            ("a:\r\n  - [x\r\n\r\n", (2, 7)),
+        ] {
+            let (_, diags) = load("t.yaml", src, Limits::default());
+            assert_eq!(
+                (diags[0].loc.line, diags[0].loc.column),
+                at,
+                "{src:?}: {diags:?}"
+            );
+        }
     }
 
     #[test]

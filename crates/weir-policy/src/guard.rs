@@ -1,0 +1,271 @@
+//! [`GuardedStore`]: an `ObjectStore` that lets through only what a stage
+//! token's scope allows, recording every decision first.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
+};
+use weir_auth::{Action, Clock, StageClaims};
+
+use crate::access::{DecisionSink, Operation};
+use crate::error::Result;
+use crate::gate::{Check, Gate};
+use crate::upload::GuardedUpload;
+
+/// An [`ObjectStore`] for one store name that enforces a verified stage
+/// token's scope on every call.
+///
+/// | calls | needs |
+/// |---|---|
+/// | `get_opts` (get, head), `get_ranges`, `list`, `list_with_offset`, `list_with_delimiter` | `read` |
+/// | `put_opts`, `put_multipart_opts` | `write` |
+/// | `delete_stream` (every location) | `delete` |
+/// | `copy_opts` | `read` on the source, `write` on the destination |
+/// | `rename_opts` | `read` and `delete` on the source, `write` on the destination |
+///
+/// # Security
+///
+/// - Build it only from claims a [`StageVerifier`](weir_auth::StageVerifier)
+///   returned: the guard trusts them.
+/// - Each path is canonicalised once with [`ScopePath::parse`](weir_auth::ScopePath::parse);
+///   a path it refuses (`..`, `%2e%2e`, `//`, backslashes, trailing dots)
+///   is denied. Matching is segment-aware.
+/// - The token's `exp` is checked on every call, parts of uploads
+///   included: once expired, calls fail with
+///   `object_store::Error::Unauthenticated`.
+/// - A denial is `object_store::Error::PermissionDenied` naming the stage,
+///   path and action; the guard never holds the token, so no error can
+///   contain it.
+/// - Every call records exactly one decision (one per location of a
+///   `delete_stream`) with the [`DecisionSink`] *before* it is delegated;
+///   if recording fails, the call is denied.
+/// - List results (objects and common prefixes) are filtered to the scope;
+///   a list prefix from which no readable entry can be reached is denied.
+/// - With [`with_local_root`](Self::with_local_root), a path whose
+///   canonical form (or its nearest existing ancestor's) leaves the root
+///   through a symlink is denied, and such objects are hidden from lists.
+#[derive(Clone)]
+pub struct GuardedStore {
+    inner: Arc<dyn ObjectStore>,
+    gate: Arc<Gate>,
+}
+
+impl GuardedStore {
+    /// Guards `inner`, the store the pipeline calls `store`, with the scope
+    /// and expiry of `claims`, reading time from `clock` and recording
+    /// decisions with `sink`.
+    #[must_use]
+    pub fn new(
+        inner: Arc<dyn ObjectStore>,
+        store: &str,
+        claims: &StageClaims,
+        clock: Arc<dyn Clock>,
+        sink: Arc<dyn DecisionSink>,
+    ) -> Self {
+        Self {
+            inner,
+            gate: Arc::new(Gate::new(store, claims, clock, sink)),
+        }
+    }
+
+    /// Enables the symlink check for a local store rooted at `root` (the
+    /// folder the wrapped `LocalFileSystem` was created with).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StoreRoot`](crate::Error::StoreRoot) if `root` cannot be canonicalised.
+    pub fn with_local_root(self, root: PathBuf) -> Result<Self> {
+        let mut gate = Arc::unwrap_or_clone(self.gate);
+        gate.set_local_root(&root)?;
+        Ok(Self {
+            inner: self.inner,
+            gate: Arc::new(gate),
+        })
+    }
+
+    /// The store name the guard checks the scope against.
+    #[must_use]
+    pub fn store_name(&self) -> &str {
+        self.gate.store()
+    }
+
+    fn denied_stream<T: Send + 'static>(
+        err: object_store::Error,
+    ) -> BoxStream<'static, object_store::Result<T>> {
+        stream::once(futures::future::ready(Err(err))).boxed()
+    }
+
+    fn filtered(
+        &self,
+        listing: BoxStream<'static, object_store::Result<ObjectMeta>>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let gate = Arc::clone(&self.gate);
+        listing
+            .try_filter(move |meta| futures::future::ready(gate.visible(&meta.location)))
+            .boxed()
+    }
+}
+
+impl fmt::Display for GuardedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "GuardedStore({}, stage {}, {})",
+            self.gate.store(),
+            self.gate.stage(),
+            self.inner
+        )
+    }
+}
+
+impl fmt::Debug for GuardedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardedStore")
+            .field("gate", &self.gate)
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl ObjectStore for GuardedStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.gate
+            .authorize(Check::new(Operation::Put, location, Action::Write))?;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.gate
+            .authorize(Check::new(Operation::PutMultipart, location, Action::Write))?;
+        let upload = self.inner.put_multipart_opts(location, opts).await?;
+        let path = location.as_ref().to_owned();
+        Ok(Box::new(GuardedUpload::new(
+            upload,
+            Arc::clone(&self.gate),
+            path,
+        )))
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        let op = if options.head {
+            Operation::Head
+        } else {
+            Operation::Get
+        };
+        self.gate
+            .authorize(Check::new(op, location, Action::Read))?;
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
+        self.gate
+            .authorize(Check::new(Operation::GetRanges, location, Action::Read))?;
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        let gate = Arc::clone(&self.gate);
+        // A denied location becomes an error item in place: the wrapped
+        // store passes errors through and never sees the path.
+        let checked = locations
+            .map(move |item| {
+                let path = item?;
+                gate.authorize(Check::new(Operation::Delete, &path, Action::Delete))?;
+                Ok(path)
+            })
+            .boxed();
+        self.inner.delete_stream(checked)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        match self.gate.authorize_list(Operation::List, prefix) {
+            Ok(()) => self.filtered(self.inner.list(prefix)),
+            Err(e) => Self::denied_stream(e),
+        }
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        match self.gate.authorize_list(Operation::ListWithOffset, prefix) {
+            Ok(()) => self.filtered(self.inner.list_with_offset(prefix, offset)),
+            Err(e) => Self::denied_stream(e),
+        }
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.gate
+            .authorize_list(Operation::ListWithDelimiter, prefix)?;
+        let mut result = self.inner.list_with_delimiter(prefix).await?;
+        result
+            .objects
+            .retain(|meta| self.gate.visible(&meta.location));
+        result
+            .common_prefixes
+            .retain(|p| self.gate.visible_prefix(p));
+        Ok(result)
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.gate.authorize(Check {
+            op: Operation::Copy,
+            path: to,
+            action: Action::Write,
+            source: Some((from, &[Action::Read])),
+        })?;
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: RenameOptions,
+    ) -> object_store::Result<()> {
+        self.gate.authorize(Check {
+            op: Operation::Rename,
+            path: to,
+            action: Action::Write,
+            source: Some((from, &[Action::Read, Action::Delete])),
+        })?;
+        self.inner.rename_opts(from, to, options).await
+    }
+}
