@@ -1,5 +1,6 @@
 //! `weir`: the command-line tool for weir pipelines.
 
+mod access;
 mod example;
 mod graph;
 mod keys;
@@ -20,6 +21,9 @@ struct Cli {
     /// Where run records and keys live.
     #[arg(long, global = true, env = "WEIR_STATE_DIR", default_value = ".weir")]
     state_dir: PathBuf,
+    /// The folder of policy files (grants) in force.
+    #[arg(long, global = true, env = "WEIR_POLICIES", default_value = "policies")]
+    policies: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,7 +48,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
-    /// Show the stages in execution order, with levels, inputs and outputs.
+    /// Show the stages in execution order, what each reads and writes, and the
+    /// exact scope (with its justifying grants) each stage's token will carry.
     Plan {
         /// Pipeline file.
         file: PathBuf,
@@ -99,13 +104,13 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Validate { files, output } => load::validate(&files, output),
-        Command::Plan { file, output } => plan::plan(&file, output),
+        Command::Plan { file, output } => plan::plan(&file, &cli.policies, output),
         Command::Graph { file, format } => graph::graph(&file, format),
         Command::Run {
             file,
             output,
             concurrency,
-        } => run::run(&file, &cli.state_dir, output, concurrency),
+        } => run::run(&file, &cli.state_dir, &cli.policies, output, concurrency),
         Command::Runs { command } => runs::runs(command, &cli.state_dir),
         Command::Keys { command } => keys::keys(command, &cli.state_dir),
         Command::Example { command } => example::example(command),

@@ -6,19 +6,59 @@ use std::process::ExitCode;
 use weir_spec::Pipeline;
 
 use crate::Output;
+use crate::access;
 use crate::load::{EXIT_INVALID, load_or_report};
 
 /// `weir plan`.
-pub(crate) fn plan(file: &Path, output: Output) -> anyhow::Result<ExitCode> {
+pub(crate) fn plan(file: &Path, policies_dir: &Path, output: Output) -> anyhow::Result<ExitCode> {
     let Some(loaded) = load_or_report(file)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
+    let Some(policies) = access::load_policies(policies_dir)? else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
     let p = &loaded.pipeline;
+    let scopes = match weir_engine::security::plan(&policies, p) {
+        Ok(scopes) => scopes,
+        Err(missing) => {
+            if output == Output::Text {
+                print!("{}", plan_text(p));
+            }
+            access::report_missing(&missing, policies_dir);
+            return Ok(ExitCode::from(access::EXIT_DENIED));
+        }
+    };
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&plan_json(p))?),
-        Output::Text => print!("{}", plan_text(p)),
+        Output::Json => {
+            let mut json = plan_json(p);
+            json["scopes"] = scopes_json(&scopes);
+            json["policy_digest"] = policies.digest_hex().into();
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        Output::Text => {
+            print!("{}", plan_text(p));
+            print!("{}", access::scopes_text(p, &scopes));
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn scopes_json(scopes: &[weir_policy::CompiledScope]) -> serde_json::Value {
+    scopes
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "stage": s.stage(),
+                "entries": s.entries().iter().map(|e| serde_json::json!({
+                    "dataset": e.dataset,
+                    "role": e.role.as_str(),
+                    "store": e.entry.store,
+                    "path": e.entry.path.as_str(),
+                    "actions": e.justified_by.iter().map(|(a, g)| serde_json::json!({"action": a.as_str(), "grant": g})).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }
 
 fn dataset_ref(p: &Pipeline, name: &str) -> String {

@@ -9,21 +9,32 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 use weir_engine::record::{RunRecord, RunStatus, StageState};
-use weir_engine::{Engine, EngineConfig, RunEvent};
+use weir_engine::{Engine, EngineConfig, RunEvent, Security};
 
 use crate::Output;
+use crate::access;
 use crate::load::{EXIT_INVALID, load_or_report};
 
 /// `weir run`.
 pub(crate) fn run(
     file: &Path,
     state_dir: &Path,
+    policies_dir: &Path,
     output: Output,
     concurrency: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
     let Some(loaded) = load_or_report(file)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
+    let Some(policies) = access::load_policies(policies_dir)? else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    if let Err(missing) = weir_engine::security::plan(&policies, &loaded.pipeline) {
+        access::report_missing(&missing, policies_dir);
+        return Ok(ExitCode::from(access::EXIT_DENIED));
+    }
+    let sink: Arc<dyn weir_policy::DecisionSink> = Arc::new(weir_policy::TracingDecisionSink);
+    let security = Arc::new(Security::open(state_dir, policies, sink)?);
     let mut pipeline = loaded.pipeline;
     if let Some(c) = concurrency {
         anyhow::ensure!(c >= 1, "--concurrency must be at least 1");
@@ -52,7 +63,9 @@ pub(crate) fn run(
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let names: Vec<String> = pipeline.stages.iter().map(|s| s.name.clone()).collect();
         let display = tokio::spawn(progress(names, rx, output == Output::Text));
-        let record = engine.run(pipeline.clone(), cancel, Some(tx)).await;
+        let record = engine
+            .run(pipeline.clone(), security, cancel, Some(tx))
+            .await;
         let _ = display.await;
         record
     })?;

@@ -19,7 +19,13 @@ fn example_workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = repo_root();
     std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
     std::fs::create_dir_all(dir.path().join("examples/data/raw")).unwrap();
+    std::fs::copy(
+        root.join("policies/customer_features.yaml"),
+        dir.path().join("policies/customer_features.yaml"),
+    )
+    .unwrap();
     std::fs::copy(
         root.join("pipelines/customer_features.yaml"),
         dir.path().join("pipelines/customer_features.yaml"),
@@ -247,9 +253,28 @@ stages:
     sql: SELECT id, v * 2 AS v2 FROM src ORDER BY id
 "#;
 
+const FAILING_POLICY: &str = r#"
+version: 1
+stores: { lake: { url: ../data } }
+principals: { svc-test: { kind: service } }
+grants:
+  - id: read-raw
+    principal: svc-test
+    effect: allow
+    actions: [read]
+    resources: [{ store: lake, path: "raw/**" }]
+  - id: write-out
+    principal: svc-test
+    effect: allow
+    actions: [read, write, delete]
+    resources: [{ store: lake, path: "out/**" }]
+"#;
+
 fn failing_workspace(sql_for_bad: Option<&str>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("p")).unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/test.yaml"), FAILING_POLICY).unwrap();
     std::fs::create_dir_all(dir.path().join("data/raw")).unwrap();
     std::fs::write(
         dir.path().join("data/raw/src.csv"),
@@ -384,4 +409,68 @@ fn plan_and_graph_describe_the_example() {
     assert!(
         String::from_utf8_lossy(&mermaid.stdout).contains("d_customer_features --> s_split_train")
     );
+}
+
+/// The example policy with one grant (by id) removed.
+fn without_grant(policy: &str, id: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in policy.lines() {
+        if line.starts_with("  - id: ") {
+            skipping = line.trim_end().ends_with(id);
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn removing_any_grant_the_example_needs_makes_plan_and_run_fail_and_name_it() {
+    let policy =
+        std::fs::read_to_string(repo_root().join("policies/customer_features.yaml")).unwrap();
+    let ids: Vec<String> = policy
+        .lines()
+        .filter_map(|l| l.strip_prefix("  - id: ").map(|id| id.trim().to_owned()))
+        .collect();
+    assert!(ids.len() >= 2, "{ids:?}");
+    for id in &ids {
+        let dir = example_workspace();
+        std::fs::write(
+            dir.path().join("policies/customer_features.yaml"),
+            without_grant(&policy, id),
+        )
+        .unwrap();
+        for cmd in ["plan", "run"] {
+            let out = weir(dir.path(), &[cmd, "pipelines/customer_features.yaml"]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(3), "{cmd} without `{id}`: {stderr}");
+            assert!(stderr.contains("plan denied"), "{stderr}");
+            assert!(stderr.contains("no grant allows it"), "{stderr}");
+            // A grant ready to paste names the principal and the missing path.
+            assert!(
+                stderr.contains("principal: svc-customer-features"),
+                "{stderr}"
+            );
+            assert!(stderr.contains("effect: allow"), "{stderr}");
+        }
+        // Nothing ran: no run record, no outputs.
+        assert!(!dir.path().join(".weir/runs").exists());
+        assert!(!dir.path().join("examples/data/curated").exists());
+    }
+}
+
+#[test]
+fn a_pipeline_that_calls_another_folder_lake_gets_no_grants() {
+    let dir = example_workspace();
+    let path = dir.path().join("pipelines/customer_features.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("url: ../examples/data", "url: ../elsewhere");
+    std::fs::write(&path, text).unwrap();
+    let out = weir(dir.path(), &["plan", "pipelines/customer_features.yaml"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!dir.path().join("elsewhere").exists());
 }

@@ -16,8 +16,11 @@ use crate::dataset::{self, Manifest};
 use crate::error::{Error, Result};
 use crate::record::{OutputRecord, RunRecord, RunStatus, RunStore, StageRecord, StageState};
 use crate::scheduler::{End, Outcome, StageEvent, StagePolicy, StageRunner, run_dag};
+use crate::security::{IssuedTokens, Security};
 use crate::sql::{self, SqlInput, SqlOutput};
 use crate::store::StoreSet;
+use weir_auth::Scope;
+use weir_policy::CompiledScope;
 
 /// Progress of a run, for displays. Stage indexes follow `pipeline.stages`.
 #[derive(Debug, Clone)]
@@ -109,20 +112,28 @@ impl Engine {
     pub async fn run(
         &self,
         pipeline: Arc<Pipeline>,
+        security: Arc<Security>,
         cancel: CancellationToken,
         events: Option<UnboundedSender<RunEvent>>,
     ) -> Result<RunRecord> {
+        let scopes = security
+            .plan(&pipeline)
+            .map_err(|missing| Error::PlanDenied { missing })?;
         let stores = StoreSet::open(&pipeline)?;
-        self.run_with_stores(pipeline, stores, cancel, events).await
+        self.run_with_stores(pipeline, security, scopes, stores, cancel, events)
+            .await
     }
 
-    /// As [`Engine::run`], with stores supplied by the caller.
+    /// As [`Engine::run`], with stores supplied by the caller and scopes
+    /// already compiled by [`Security::plan`].
     ///
     /// # Errors
     /// As [`Engine::run`].
     pub async fn run_with_stores(
         &self,
         pipeline: Arc<Pipeline>,
+        security: Arc<Security>,
+        scopes: Vec<CompiledScope>,
         stores: StoreSet,
         cancel: CancellationToken,
         events: Option<UnboundedSender<RunEvent>>,
@@ -154,7 +165,12 @@ impl Engine {
             run_id,
             partitions: self.config.partitions,
             rows: Mutex::new(HashMap::new()),
+            security: security.clone(),
+            scopes: scopes.into_iter().map(Scope::from).collect(),
+            issued: IssuedTokens::default(),
+            attempt_stores: Mutex::new(HashMap::new()),
         });
+        let issued = runner.clone();
         let rows_seen = runner.clone();
         let policies: Vec<StagePolicy> = pipeline
             .stages
@@ -224,6 +240,10 @@ impl Engine {
         )
         .await;
         let _ = forwarder.await;
+        // The run is over: no token minted for it may be used again.
+        for claims in issued.issued.take() {
+            security.revoke(&claims);
+        }
 
         for (i, result) in results.into_iter().enumerate() {
             let name = pipeline
@@ -309,7 +329,15 @@ struct PipelineRunner {
     /// Rows written by succeeded stages, filled before `run` returns so the
     /// scheduler's `Finished` event can report them.
     rows: Mutex<HashMap<usize, u64>>,
+    security: Arc<Security>,
+    /// Compiled scope of each stage, in pipeline order.
+    scopes: Vec<Scope>,
+    issued: IssuedTokens,
+    /// Guarded stores of each live attempt, kept for its cleanup.
+    attempt_stores: Mutex<HashMap<(usize, u32), StageStores>>,
 }
+
+type StageStores = HashMap<String, Arc<dyn ObjectStore>>;
 
 impl PipelineRunner {
     fn stage_name(&self, index: usize) -> &str {
@@ -335,8 +363,12 @@ impl PipelineRunner {
             })
     }
 
-    /// The dataset's store and canonical object path.
-    fn locate(&self, dataset: &str) -> Result<(String, Arc<dyn ObjectStore>, Path)> {
+    /// The dataset's store (guarded, from `stores`) and canonical object path.
+    fn locate(
+        &self,
+        stores: &StageStores,
+        dataset: &str,
+    ) -> Result<(String, Arc<dyn ObjectStore>, Path)> {
         let ds = self
             .pipeline
             .datasets
@@ -347,23 +379,45 @@ impl PipelineRunner {
         let path = Path::parse(&ds.path).map_err(|e| Error::Internal {
             message: format!("dataset `{dataset}` path: {e}"),
         })?;
-        Ok((ds.store.clone(), self.stores.get(&ds.store)?, path))
+        let store = stores
+            .get(&ds.store)
+            .cloned()
+            .ok_or_else(|| Error::Internal {
+                message: format!("store `{}` is not in the stage's scope", ds.store),
+            })?;
+        Ok((ds.store.clone(), store, path))
     }
 
-    /// The stores a stage may use: exactly those its declared datasets live in.
-    fn stage_stores(&self, stage: &Stage) -> Result<HashMap<String, Arc<dyn ObjectStore>>> {
-        let mut out = HashMap::new();
-        for ds in stage.inputs.iter().chain(&stage.outputs) {
-            let (name, store, _) = self.locate(ds)?;
-            out.insert(name, store);
+    /// Mints this attempt's token and builds its guarded stores.
+    fn open_attempt(&self, index: usize, stage: &Stage, attempt: u32) -> Result<StageStores> {
+        let scope = self.scopes.get(index).ok_or_else(|| Error::Internal {
+            message: format!("no compiled scope for stage #{index}"),
+        })?;
+        let (claims, stores) = self.security.stage_stores(
+            &self.stores,
+            &self.run_id,
+            &self.pipeline,
+            stage,
+            attempt,
+            scope,
+        )?;
+        self.issued.push(claims);
+        if let Ok(mut live) = self.attempt_stores.lock() {
+            live.insert((index, attempt), stores.clone());
         }
-        Ok(out)
+        Ok(stores)
     }
 
-    async fn run_sql(&self, stage: &Stage, sql_text: &str, attempt: u32) -> Result<StageOutput> {
-        let ctx = sql::stage_context(self.stage_stores(stage)?, self.partitions)?;
+    async fn run_sql(
+        &self,
+        stores: &StageStores,
+        stage: &Stage,
+        sql_text: &str,
+        attempt: u32,
+    ) -> Result<StageOutput> {
+        let ctx = sql::stage_context(stores.clone(), self.partitions)?;
         for input in &stage.inputs {
-            let (store_name, store, path) = self.locate(input)?;
+            let (store_name, store, path) = self.locate(stores, input)?;
             let format = self
                 .pipeline
                 .datasets
@@ -387,7 +441,7 @@ impl PipelineRunner {
         let output = stage.outputs.first().ok_or_else(|| Error::Internal {
             message: "sql stage without output".into(),
         })?;
-        let (store_name, store, path) = self.locate(output)?;
+        let (store_name, store, path) = self.locate(stores, output)?;
         let format = self
             .pipeline
             .datasets
@@ -434,8 +488,9 @@ impl StageRunner for PipelineRunner {
     async fn run(&self, index: usize, attempt: u32) -> Result<StageOutput> {
         let stage = self.stage(index)?;
         tracing::info!(stage = %stage.name, attempt, "stage started");
+        let stores = self.open_attempt(index, stage, attempt)?;
         let output = match &stage.kind {
-            StageKind::Sql { sql } => self.run_sql(stage, sql, attempt).await?,
+            StageKind::Sql { sql } => self.run_sql(&stores, stage, sql, attempt).await?,
             #[allow(unreachable_patterns)]
             other => {
                 return Err(Error::Internal {
@@ -446,14 +501,25 @@ impl StageRunner for PipelineRunner {
         if let Ok(mut rows) = self.rows.lock() {
             rows.insert(index, output.outputs.iter().map(|o| o.rows).sum());
         }
+        if let Ok(mut live) = self.attempt_stores.lock() {
+            live.remove(&(index, attempt));
+        }
         Ok(output)
     }
 
     async fn cleanup(&self, index: usize, attempt: u32) {
         let Ok(stage) = self.stage(index) else { return };
+        // Clean up with the attempt's own guarded stores; an attempt that never
+        // got a token wrote nothing.
+        let stores = self
+            .attempt_stores
+            .lock()
+            .ok()
+            .and_then(|mut live| live.remove(&(index, attempt)));
+        let Some(stores) = stores else { return };
         let version = dataset::version_name(&self.run_id, attempt);
         for output in &stage.outputs {
-            let Ok((_, store, path)) = self.locate(output) else {
+            let Ok((_, store, path)) = self.locate(&stores, output) else {
                 continue;
             };
             let prefix = path.join(version.as_str());

@@ -69,6 +69,19 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The pipeline's principal lacks grants for what its stages declared.
+    /// Nothing ran.
+    #[error("plan denied: {} missing grant(s); nothing was run", missing.len())]
+    PlanDenied {
+        /// Every gap, across all stages.
+        missing: Vec<weir_policy::MissingGrant>,
+    },
+    /// Keys, tokens or guards could not be set up.
+    #[error("security: {message}")]
+    Security {
+        /// What failed (never a token or key).
+        message: String,
+    },
     /// A broken internal invariant.
     #[error("internal error: {message}")]
     Internal {
@@ -82,6 +95,12 @@ impl Error {
         Error::Store {
             path: path.to_string(),
             source,
+        }
+    }
+
+    pub(crate) fn security(e: impl std::fmt::Display) -> Self {
+        Error::Security {
+            message: e.to_string(),
         }
     }
 

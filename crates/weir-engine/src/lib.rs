@@ -10,12 +10,16 @@
 //! - Outputs appear atomically: readers see the previous version or the new
 //!   one, never a partial or mixed dataset. A failed, timed-out or cancelled
 //!   attempt removes what it staged.
-//! - A stage's DataFusion runtime can reach only the stores its declared
-//!   datasets live in; DDL, DML and `COPY` are refused.
+//! - Least privilege: before anything runs, every stage's declared inputs and
+//!   outputs are checked against the principal's grants ([`security`]). Each
+//!   attempt gets a short-lived token for exactly that scope, and the stage
+//!   reaches data only through guarded stores bound to the verified token:
+//!   its DataFusion runtime's registry holds nothing else, and DDL, DML and
+//!   `COPY` are refused.
 //!
 //! # Non-goals
-//! Parsing pipeline files (weir-spec). Authorization of each object access
-//! arrives with weir-policy's guarded stores.
+//! Parsing pipeline files (weir-spec); grant evaluation and the guard itself
+//! (weir-policy); tokens and keys (weir-auth).
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -27,10 +31,12 @@ mod error;
 pub mod record;
 pub mod registry;
 pub mod scheduler;
+pub mod security;
 pub mod sql;
 mod store;
 pub mod udf;
 
 pub use engine::{Engine, EngineConfig, RunEvent, StageOutput};
 pub use error::{Error, Result, humantime};
+pub use security::Security;
 pub use store::StoreSet;

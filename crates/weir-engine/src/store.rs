@@ -1,6 +1,7 @@
 //! Opening the stores a pipeline names.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use object_store::ObjectStore;
@@ -17,6 +18,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Default)]
 pub struct StoreSet {
     stores: BTreeMap<String, Arc<dyn ObjectStore>>,
+    local_roots: BTreeMap<String, PathBuf>,
 }
 
 impl StoreSet {
@@ -26,6 +28,7 @@ impl StoreSet {
     /// [`Error::OpenStore`] naming the store that could not be opened.
     pub fn open(pipeline: &Pipeline) -> Result<Self> {
         let mut stores: BTreeMap<String, Arc<dyn ObjectStore>> = BTreeMap::new();
+        let mut local_roots = BTreeMap::new();
         for (name, store) in &pipeline.stores {
             let opened: Arc<dyn ObjectStore> = match &store.location {
                 StoreLocation::Local(root) => {
@@ -38,6 +41,7 @@ impl StoreSet {
                             store: name.clone(),
                             message: e.to_string(),
                         })?;
+                    local_roots.insert(name.clone(), root.clone());
                     Arc::new(fs.with_automatic_cleanup(true))
                 }
                 #[allow(unreachable_patterns)]
@@ -50,19 +54,30 @@ impl StoreSet {
             };
             stores.insert(name.clone(), opened);
         }
-        Ok(Self { stores })
+        Ok(Self {
+            stores,
+            local_roots,
+        })
     }
 
     /// A set from explicit stores (tests, benchmarks, embedders).
     pub fn from_stores(stores: BTreeMap<String, Arc<dyn ObjectStore>>) -> Self {
-        Self { stores }
+        Self {
+            stores,
+            local_roots: BTreeMap::new(),
+        }
     }
 
-    /// The store called `name`.
+    /// The folder behind a local store, for symlink confinement.
+    pub fn local_root(&self, name: &str) -> Option<&Path> {
+        self.local_roots.get(name).map(PathBuf::as_path)
+    }
+
+    /// The raw store called `name`.
     ///
     /// # Errors
     /// [`Error::OpenStore`] if there is none.
-    pub fn get(&self, name: &str) -> Result<Arc<dyn ObjectStore>> {
+    pub(crate) fn get(&self, name: &str) -> Result<Arc<dyn ObjectStore>> {
         self.stores
             .get(name)
             .cloned()

@@ -1,0 +1,160 @@
+//! The [`AuditSink`] trait and the configuration every backend shares.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::chain_id::ChainId;
+use crate::checkpoint::{Checkpoint, CheckpointPolicy};
+use crate::error::{Error, Result};
+use crate::event::{AuditEvent, NewEvent};
+use crate::filter::{Filter, Page};
+use crate::signer::CheckpointSigner;
+
+/// Where audit events go.
+///
+/// # Contract
+///
+/// - **Append-only.** There is no method to change or remove an event or a
+///   checkpoint.
+/// - **Chains.** A sink writes one chain ([`chain`](Self::chain)). Events of
+///   a chain get `seq` 1, 2, 3, ... with no gaps and no duplicates, even under
+///   concurrent appends and with several sinks writing the same chain;
+///   each event's `prev_hash` is its predecessor's `hash`
+///   ([`EventHash::GENESIS`](crate::EventHash::GENESIS) for seq 1).
+/// - **Durable on return.** When [`append`](Self::append) returns `Ok`, the
+///   event is committed to stable storage and will be read back after a
+///   crash or power loss. When it returns `Err`, the event was not written
+///   (a caller guarding data access must then deny the access).
+/// - **Order.** [`events`](Self::events) returns a chain in `seq` order;
+///   [`query`](Self::query) returns `(chain, seq)` order.
+/// - **Checkpoints.** The sink signs checkpoints per its
+///   [`CheckpointPolicy`] and on [`checkpoint_now`](Self::checkpoint_now).
+///
+/// # Errors
+///
+/// [`Error::InvalidEvent`] for an event refused by
+/// [`NewEvent::validate`]; [`Error::InvalidQuery`] for a bad filter or
+/// page; [`Error::Database`] / [`Error::CommitFailed`] when storage fails;
+/// [`Error::CorruptRow`] when a stored row was edited into something that no
+/// longer decodes; [`Error::Closed`] after the writer stopped.
+///
+/// # Security
+///
+/// Every SQL statement is static text with bound parameters. Events are
+/// screened for credentials before they are queued, and token ids only
+/// enter as HMACs. Read methods return stored rows as they are: run
+/// [`verify`](crate::verify) to know whether they were tampered with.
+#[async_trait]
+pub trait AuditSink: Send + Sync {
+    /// The chain this sink appends to.
+    fn chain(&self) -> &ChainId;
+
+    /// Validates, seals and durably stores one event; returns it as stored.
+    async fn append(&self, event: NewEvent) -> Result<AuditEvent>;
+
+    /// Events matching `filter`, in `(chain, seq)` order, one page at a time.
+    async fn query(&self, filter: &Filter, page: Page) -> Result<Vec<AuditEvent>>;
+
+    /// Up to `limit` events of `chain` with `seq >= from_seq`, in seq order.
+    async fn events(&self, chain: &ChainId, from_seq: u64, limit: u32) -> Result<Vec<AuditEvent>>;
+
+    /// Every chain that has events or checkpoints.
+    async fn chains(&self) -> Result<Vec<ChainId>>;
+
+    /// Every checkpoint of `chain`, in seq order.
+    async fn checkpoints(&self, chain: &ChainId) -> Result<Vec<Checkpoint>>;
+
+    /// Signs a checkpoint of this sink's chain now, if any event is not yet
+    /// covered by one; returns it (or `None` if there was nothing new).
+    async fn checkpoint_now(&self) -> Result<Option<Checkpoint>>;
+}
+
+/// Default number of events one group-commit transaction may hold.
+pub const DEFAULT_MAX_BATCH: usize = 4096;
+/// Default number of appends that may wait for the writer.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
+
+/// What every backend needs besides its connection.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct SinkConfig {
+    /// The chain this sink writes.
+    pub chain: ChainId,
+    /// Signs checkpoints.
+    pub signer: Arc<CheckpointSigner>,
+    /// When to sign checkpoints.
+    pub checkpoints: CheckpointPolicy,
+    /// Also append every checkpoint to this file (created 0600).
+    pub mirror: Option<PathBuf>,
+    /// Most events per group-commit transaction.
+    pub max_batch: usize,
+    /// Most appends waiting for the writer (back-pressure beyond it).
+    pub queue_capacity: usize,
+}
+
+impl SinkConfig {
+    /// Defaults: [`CheckpointPolicy::default`], no mirror,
+    /// [`DEFAULT_MAX_BATCH`], [`DEFAULT_QUEUE_CAPACITY`].
+    #[must_use]
+    pub fn new(chain: ChainId, signer: Arc<CheckpointSigner>) -> Self {
+        Self {
+            chain,
+            signer,
+            checkpoints: CheckpointPolicy::default(),
+            mirror: None,
+            max_batch: DEFAULT_MAX_BATCH,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+        }
+    }
+
+    /// Sets the checkpoint policy.
+    #[must_use]
+    pub fn with_checkpoints(mut self, policy: CheckpointPolicy) -> Self {
+        self.checkpoints = policy;
+        self
+    }
+
+    /// Mirrors checkpoints to `path`.
+    #[must_use]
+    pub fn with_mirror(mut self, path: impl Into<PathBuf>) -> Self {
+        self.mirror = Some(path.into());
+        self
+    }
+
+    /// Sets the largest group-commit batch.
+    #[must_use]
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.max_batch == 0 || self.max_batch > 65_536 {
+            return Err(Error::InvalidConfig {
+                reason: "max_batch must be 1 to 65536",
+            });
+        }
+        if self.queue_capacity == 0 {
+            return Err(Error::InvalidConfig {
+                reason: "queue_capacity must be at least 1",
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_bounds_are_checked() {
+        let signer = Arc::new(CheckpointSigner::generate().unwrap());
+        let c = SinkConfig::new(ChainId::parse("cli").unwrap(), signer);
+        assert!(c.validate().is_ok());
+        assert!(c.clone().with_max_batch(0).validate().is_err());
+        assert!(c.with_max_batch(1 << 20).validate().is_err());
+    }
+}

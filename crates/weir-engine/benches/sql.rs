@@ -1,0 +1,321 @@
+//! A filter + group-by SQL stage over a generated 10-million-row Parquet file
+//! (about 700 MB), through weir's operator and through bare DataFusion.
+//!
+//! weir's path is what the engine does for one `sql` stage: a per-stage
+//! context ([`stage_context`]) over a guarded registry, [`register_input`],
+//! then [`run_query`] streaming the result into a Parquet file in an
+//! in-memory store. Bare DataFusion is `SessionContext::new()`,
+//! `register_parquet`, then either `collect` or `write_parquet` to a local
+//! directory. Each iteration includes building the context and registering
+//! the table (which reads the footer), for both paths.
+//!
+//! The input is generated once, deterministically (fixed seed, own PRNG), into
+//! `$WEIR_BENCH_DATA`, else `$CARGO_TARGET_DIR/bench-data`, else the
+//! workspace's `target/bench-data`, and reused while present.
+//! `WEIR_BENCH_ROWS` overrides the row count (for a quick smoke run).
+//!
+//! Run with:
+//! `CARGO_TARGET_DIR=/var/tmp/weir-target cargo bench -p weir-engine --bench sql`
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{
+    ArrayRef, Float64Array, Int64Array, StringArray, StringBuilder, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use weir_engine::dataset::ReadLocation;
+use weir_engine::sql::{SqlInput, SqlOutput, register_input, run_query, stage_context};
+use weir_spec::Format;
+
+/// Rows in the generated file unless `WEIR_BENCH_ROWS` says otherwise.
+const DEFAULT_ROWS: usize = 10_000_000;
+/// Rows per generated batch.
+const BATCH: usize = 100_000;
+/// Distinct customers.
+const CUSTOMERS: u64 = 50_000;
+/// Country codes (the low-cardinality group-by key).
+const COUNTRIES: [&str; 10] = ["US", "DE", "FR", "GB", "JP", "BR", "IN", "CA", "AU", "NL"];
+/// 2024-01-01T00:00:00Z in microseconds.
+const TS_BASE: i64 = 1_704_067_200_000_000;
+/// Bump when the generator changes, so a stale file is not reused.
+const GENERATOR_VERSION: u32 = 1;
+
+/// Filter + group-by with few groups: the result is 10 rows, so this measures
+/// scan, filter and aggregation.
+const BY_COUNTRY: &str = "SELECT country, count(*) AS orders, sum(amount) AS revenue, \
+     avg(amount) AS avg_amount, max(ts) AS last_order \
+     FROM events WHERE amount >= 100.0 AND ts < TIMESTAMP '2024-10-01T00:00:00Z' \
+     GROUP BY country ORDER BY country";
+
+/// Filter + group-by with 50,000 groups: a larger result, so the writer shows.
+const BY_CUSTOMER: &str = "SELECT customer, country, count(*) AS orders, sum(amount) AS revenue \
+     FROM events WHERE amount >= 100.0 \
+     GROUP BY customer, country";
+
+/// SplitMix64: tiny, fast, and the same on every platform and crate version.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+fn schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("customer", DataType::Utf8, false),
+        Field::new("country", DataType::Utf8, false),
+        Field::new("amount", DataType::Float64, false),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("payload", DataType::Utf8, false),
+    ]))
+}
+
+/// Rows `start..start + len`.
+fn batch(schema: &Arc<Schema>, rng: &mut SplitMix64, start: usize, len: usize) -> RecordBatch {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let ids = Int64Array::from_iter_values((start..start + len).map(|i| i as i64));
+    let customers: StringArray = (0..len)
+        .map(|_| Some(format!("cust-{:05}", rng.below(CUSTOMERS))))
+        .collect();
+    let countries: StringArray = (0..len)
+        .map(|_| Some(COUNTRIES[rng.below(10) as usize]))
+        .collect();
+    // Cents up to 1,000.00: random, so as incompressible as real amounts.
+    let amounts =
+        Float64Array::from_iter_values((0..len).map(|_| rng.below(100_000) as f64 / 100.0));
+    // About one order every 3 s: 10 M rows span the year 2024.
+    let ts = TimestampMicrosecondArray::from_iter_values(
+        (start..start + len).map(|i| TS_BASE + i as i64 * 3_000_000 + rng.below(3_000_000) as i64),
+    )
+    .with_timezone("UTC");
+    // 32..64 random characters (6 bits each): Snappy cannot shrink them, which
+    // is what brings a row to about 70 bytes on disk.
+    let mut payload = StringBuilder::with_capacity(len, len * 48);
+    let mut buf = Vec::with_capacity(64);
+    for _ in 0..len {
+        buf.clear();
+        let n = 32 + rng.below(33) as usize;
+        while buf.len() < n {
+            let mut bits = rng.next_u64();
+            for _ in 0..10 {
+                buf.push(ALPHABET[(bits & 63) as usize]);
+                bits >>= 6;
+            }
+        }
+        buf.truncate(n);
+        payload.append_value(std::str::from_utf8(&buf).expect("ASCII"));
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(ids),
+        Arc::new(customers),
+        Arc::new(countries),
+        Arc::new(amounts),
+        Arc::new(ts),
+        Arc::new(payload.finish()),
+    ];
+    RecordBatch::try_new(schema.clone(), columns).expect("batch matches schema")
+}
+
+fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WEIR_BENCH_DATA") {
+        return PathBuf::from(dir);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target")));
+    target.join("bench-data")
+}
+
+/// The input file, generated on first use. Written to a temporary name and
+/// renamed, so an interrupted run never leaves a truncated file to reuse.
+fn ensure_input(dir: &FsPath, rows: usize) -> PathBuf {
+    let name = format!("events-v{GENERATOR_VERSION}-{rows}.parquet");
+    let path = dir.join(&name);
+    if path.exists() {
+        return path;
+    }
+    std::fs::create_dir_all(dir).expect("create bench data dir");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    eprintln!("generating {rows} rows into {} ...", path.display());
+    let started = Instant::now();
+    let schema = schema();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer = ArrowWriter::try_new(
+        File::create(&tmp).expect("create input"),
+        schema.clone(),
+        Some(props),
+    )
+    .expect("parquet writer");
+    let mut rng = SplitMix64(0x5745_4952_2D42_454E); // "WEIR-BEN"
+    let mut start = 0;
+    while start < rows {
+        let len = BATCH.min(rows - start);
+        writer
+            .write(&batch(&schema, &mut rng, start, len))
+            .expect("write batch");
+        start += len;
+    }
+    writer.close().expect("close parquet");
+    std::fs::rename(&tmp, &path).expect("rename input");
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "generated {} MB in {:.1?}",
+        size / 1_000_000,
+        started.elapsed()
+    );
+    path
+}
+
+fn partitions() -> usize {
+    // What `EngineConfig::default()` uses, and what `SessionContext::new()` uses.
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// weir's `sql` operator; returns the rows written.
+async fn weir_stage(dir: &FsPath, file: &str, sql: &str) -> u64 {
+    let lake: Arc<dyn ObjectStore> =
+        Arc::new(LocalFileSystem::new_with_prefix(dir).expect("local store"));
+    let out: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let stores = HashMap::from([("lake".to_owned(), lake), ("out".to_owned(), out.clone())]);
+    let ctx = stage_context(stores, partitions()).expect("stage context");
+    let input = SqlInput {
+        name: "events".into(),
+        store: "lake".into(),
+        location: ReadLocation::File(Path::from(file)),
+        format: Format::Parquet,
+    };
+    register_input(&ctx, &input).await.expect("register input");
+    let output = SqlOutput {
+        store: "out".into(),
+        prefix: Path::from("result/v-1"),
+        format: Format::Parquet,
+    };
+    let files = run_query(&ctx, sql, out, &output).await.expect("run query");
+    files.iter().map(|f| f.rows).sum()
+}
+
+async fn bare_context(input: &FsPath) -> SessionContext {
+    let ctx = SessionContext::new();
+    let path = input.to_str().expect("UTF-8 path");
+    ctx.register_parquet("events", path, ParquetReadOptions::default())
+        .await
+        .expect("register parquet");
+    ctx
+}
+
+/// Bare DataFusion, result collected in memory; returns the rows.
+async fn bare_collect(input: &FsPath, sql: &str) -> u64 {
+    let ctx = bare_context(input).await;
+    let batches = ctx
+        .sql(sql)
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("collect");
+    batches.iter().map(|b| b.num_rows() as u64).sum()
+}
+
+/// Bare DataFusion, result written as one Parquet file with its default
+/// writer settings; returns the rows.
+async fn bare_write(input: &FsPath, out: &FsPath, sql: &str) -> u64 {
+    let ctx = bare_context(input).await;
+    let df = ctx.sql(sql).await.expect("plan");
+    let target = out.join("result.parquet");
+    let target = target.to_str().expect("UTF-8 path");
+    let counts = df
+        .write_parquet(
+            target,
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await
+        .expect("write parquet");
+    counts
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::UInt64Array>()
+        })
+        .map_or(0, |c| c.value(0))
+}
+
+fn sql(c: &mut Criterion) {
+    let rows = std::env::var("WEIR_BENCH_ROWS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(DEFAULT_ROWS);
+    let dir = data_dir();
+    let input = ensure_input(&dir, rows);
+    let file = input
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("file name")
+        .to_owned();
+    let out = tempfile::tempdir().expect("temp dir");
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+
+    for (name, query) in [("by_country", BY_COUNTRY), ("by_customer", BY_CUSTOMER)] {
+        // Same answer both ways, or the comparison means nothing.
+        let weir_rows = rt.block_on(weir_stage(&dir, &file, query));
+        let bare_rows = rt.block_on(bare_collect(&input, query));
+        assert_eq!(
+            weir_rows, bare_rows,
+            "{name}: weir and bare DataFusion disagree"
+        );
+        eprintln!("{name}: {weir_rows} result rows");
+
+        let mut group = c.benchmark_group(format!("sql_{name}"));
+        group
+            .sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(15));
+        group.bench_function("weir", |b| {
+            b.to_async(&rt).iter(|| weir_stage(&dir, &file, query))
+        });
+        group.bench_function("bare_collect", |b| {
+            b.to_async(&rt).iter(|| bare_collect(&input, query))
+        });
+        group.bench_function("bare_write", |b| {
+            b.to_async(&rt)
+                .iter(|| bare_write(&input, out.path(), query))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, sql);
+criterion_main!(benches);
