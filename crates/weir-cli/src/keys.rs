@@ -25,6 +25,24 @@ pub(crate) fn keys(command: KeysCommand, state_dir: &Path) -> anyhow::Result<Exi
         KeysCommand::Rotate => {
             let previous = set.active_kid().as_str().to_owned();
             let kid = set.rotate(now())?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let audit = weir_engine::Audit::open_local(state_dir).await?;
+                let actor = std::env::var("USER")
+                    .ok()
+                    .filter(|u| !u.is_empty() && u.len() <= 64);
+                let event = audit
+                    .event(
+                        actor.as_deref().unwrap_or("unknown"),
+                        weir_audit::Action::KeyRotate,
+                        weir_audit::Decision::None,
+                    )
+                    .with_reason(format!(
+                        "stage signing key: new kid {}, previous {previous}",
+                        kid.as_str()
+                    ));
+                audit.record(event).await
+            })?;
             println!(
                 "rotated stage signing key: active kid {} (previous {previous} stays trusted for {})",
                 kid.as_str(),

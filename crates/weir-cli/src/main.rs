@@ -1,11 +1,13 @@
 //! `weir`: the command-line tool for weir pipelines.
 
 mod access;
+mod audit;
 mod example;
 mod graph;
 mod keys;
 mod load;
 mod plan;
+mod review;
 mod run;
 mod runs;
 
@@ -81,6 +83,16 @@ enum Command {
         #[command(subcommand)]
         command: runs::RunsCommand,
     },
+    /// Verify, query and export the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+    /// Review access: unused and partly used grants, denied attempts.
+    Access {
+        #[command(subcommand)]
+        command: AccessCommand,
+    },
     /// Manage stage-token signing keys.
     Keys {
         #[command(subcommand)]
@@ -90,6 +102,20 @@ enum Command {
     Example {
         #[command(subcommand)]
         command: example::ExampleCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccessCommand {
+    /// For each grant: used, used in part, or never used in the window; every
+    /// denied attempt; and a suggested narrower policy. The review is recorded.
+    Review {
+        /// The window, ending now (`30d`, `12h`).
+        #[arg(long, default_value = "30d")]
+        since: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
     },
 }
 
@@ -112,6 +138,10 @@ fn main() -> ExitCode {
             concurrency,
         } => run::run(&file, &cli.state_dir, &cli.policies, output, concurrency),
         Command::Runs { command } => runs::runs(command, &cli.state_dir),
+        Command::Audit { command } => audit::audit(command, &cli.state_dir),
+        Command::Access {
+            command: AccessCommand::Review { since, output },
+        } => review::review(&cli.state_dir, &cli.policies, &since, output),
         Command::Keys { command } => keys::keys(command, &cli.state_dir),
         Command::Example { command } => example::example(command),
     };

@@ -9,7 +9,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 use weir_engine::record::{RunRecord, RunStatus, StageState};
-use weir_engine::{Engine, EngineConfig, RunEvent, Security};
+use weir_engine::{Audit, Engine, EngineConfig, RunEvent, Security};
 
 use crate::Output;
 use crate::access;
@@ -29,12 +29,7 @@ pub(crate) fn run(
     let Some(policies) = access::load_policies(policies_dir)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
-    if let Err(missing) = weir_engine::security::plan(&policies, &loaded.pipeline) {
-        access::report_missing(&missing, policies_dir);
-        return Ok(ExitCode::from(access::EXIT_DENIED));
-    }
-    let sink: Arc<dyn weir_policy::DecisionSink> = Arc::new(weir_policy::TracingDecisionSink);
-    let security = Arc::new(Security::open(state_dir, policies, sink)?);
+
     let mut pipeline = loaded.pipeline;
     if let Some(c) = concurrency {
         anyhow::ensure!(c >= 1, "--concurrency must be at least 1");
@@ -43,6 +38,8 @@ pub(crate) fn run(
     let pipeline = Arc::new(pipeline);
     let runtime = tokio::runtime::Runtime::new()?;
     let record = runtime.block_on(async {
+        let audit = Audit::open_local(state_dir).await?;
+        let security = Arc::new(Security::open(state_dir, policies, audit)?);
         let cancel = CancellationToken::new();
         let on_signal = cancel.clone();
         tokio::spawn(async move {
@@ -68,7 +65,15 @@ pub(crate) fn run(
             .await;
         let _ = display.await;
         record
-    })?;
+    });
+    let record = match record {
+        Ok(record) => record,
+        Err(weir_engine::Error::PlanDenied { missing }) => {
+            access::report_missing(&missing, policies_dir);
+            return Ok(ExitCode::from(access::EXIT_DENIED));
+        }
+        Err(e) => return Err(e.into()),
+    };
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&record)?),
         Output::Text => print!("{}", summary(&record, state_dir)),

@@ -474,3 +474,166 @@ fn a_pipeline_that_calls_another_folder_lake_gets_no_grants() {
     assert_eq!(out.status.code(), Some(3));
     assert!(!dir.path().join("elsewhere").exists());
 }
+
+fn audit_json(dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["audit", "query", "--output", "json", "--limit", "10000"];
+    all.extend_from_slice(args);
+    let out = weir(dir, &all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+}
+
+#[test]
+fn every_access_of_a_run_is_audited_and_the_log_verifies() {
+    let dir = example_workspace();
+    let (out, record) = run_json(dir.path(), "pipelines/customer_features.yaml");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_id = record["run_id"].as_str().unwrap();
+
+    let events = audit_json(dir.path(), &["--run", run_id]);
+    let count = |action: &str| events.iter().filter(|e| e["action"] == action).count();
+    assert_eq!(count("run_start"), 1);
+    assert_eq!(count("run_finish"), 1);
+    assert_eq!(count("token_mint"), 5, "one token per stage attempt");
+    assert_eq!(count("token_revoke"), 5, "every token revoked at run end");
+    // Each stage writes exactly two objects: its data file and its manifest.
+    for stage in [
+        "clean-customers",
+        "clean-orders",
+        "features",
+        "split-train",
+        "split-test",
+    ] {
+        let writes = audit_json(
+            dir.path(),
+            &["--run", run_id, "--stage", stage, "--action", "write"],
+        );
+        assert_eq!(writes.len(), 2, "{stage}: {writes:?}");
+        assert!(writes.iter().all(|e| e["decision"] == "allow"));
+    }
+    // Every access event is an allow inside the stage's own declared datasets.
+    for e in events
+        .iter()
+        .filter(|e| ["read", "write", "delete", "list"].contains(&e["action"].as_str().unwrap()))
+    {
+        assert_eq!(e["decision"], "allow", "{e}");
+        assert_eq!(e["actor"], "svc-customer-features");
+        assert!(e["token_id_hmac"].as_str().unwrap().len() == 64);
+    }
+    // Filters narrow exactly: reads of the raw orders file come only from clean-orders.
+    let raw_reads = audit_json(
+        dir.path(),
+        &["--path-prefix", "raw/orders.csv", "--action", "read"],
+    );
+    assert!(!raw_reads.is_empty());
+    assert!(raw_reads.iter().all(|e| e["stage"] == "clean-orders"));
+
+    let verify = weir(dir.path(), &["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    assert!(String::from_utf8_lossy(&verify.stdout).starts_with("OK:"));
+
+    // No token ever reaches the log or the output.
+    let all = String::from_utf8_lossy(
+        &weir(
+            dir.path(),
+            &["audit", "query", "--output", "csv", "--limit", "10000"],
+        )
+        .stdout,
+    )
+    .to_string();
+    assert!(!all.contains("eyJ"), "a JWT leaked into the audit log");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("eyJ"));
+
+    // Export for DuckDB/pandas.
+    let export = weir(
+        dir.path(),
+        &[
+            "audit",
+            "export",
+            "--format",
+            "parquet",
+            "--out",
+            "audit.parquet",
+        ],
+    );
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let file = File::open(dir.path().join("audit.parquet")).unwrap();
+    let rows: usize = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap().num_rows())
+        .sum();
+    assert_eq!(rows, audit_json(dir.path(), &[]).len());
+}
+
+#[test]
+fn plan_denials_are_audited_and_access_review_finds_unused_grants() {
+    let dir = example_workspace();
+    // An extra, never-used grant, and a run to produce usage.
+    let policy_path = dir.path().join("policies/customer_features.yaml");
+    let mut policy = std::fs::read_to_string(&policy_path).unwrap();
+    policy.push_str(
+        "\n  - id: unused-archive\n    principal: svc-customer-features\n    effect: allow\n    actions: [read]\n    resources:\n      - { store: lake, path: \"archive/**\" }\n",
+    );
+    std::fs::write(&policy_path, &policy).unwrap();
+    let (out, _) = run_json(dir.path(), "pipelines/customer_features.yaml");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let review = weir(
+        dir.path(),
+        &["access", "review", "--since", "1d", "--output", "json"],
+    );
+    assert!(
+        review.status.success(),
+        "{}",
+        String::from_utf8_lossy(&review.stderr)
+    );
+    let review: serde_json::Value = serde_json::from_slice(&review.stdout).unwrap();
+    assert_eq!(review["never_used"], serde_json::json!(["unused-archive"]));
+    assert!(
+        review["suggested_policy"]
+            .as_str()
+            .unwrap()
+            .contains("`unused-archive` was never used")
+    );
+    assert_eq!(
+        audit_json(dir.path(), &["--action", "access_review"]).len(),
+        1,
+        "the review is recorded"
+    );
+
+    // Remove a needed grant: the run is refused and the denial is in the log.
+    std::fs::write(
+        &policy_path,
+        without_grant(&policy, "customer-features-read-raw"),
+    )
+    .unwrap();
+    let out = weir(dir.path(), &["run", "pipelines/customer_features.yaml"]);
+    assert_eq!(out.status.code(), Some(3));
+    let denied = audit_json(
+        dir.path(),
+        &["--action", "plan_denied", "--decision", "deny"],
+    );
+    assert_eq!(denied.len(), 2, "{denied:?}");
+}

@@ -19,6 +19,7 @@ use crate::scheduler::{End, Outcome, StageEvent, StagePolicy, StageRunner, run_d
 use crate::security::{IssuedTokens, Security};
 use crate::sql::{self, SqlInput, SqlOutput};
 use crate::store::StoreSet;
+use weir_audit::{Action as AuditAction, Decision};
 use weir_auth::Scope;
 use weir_policy::CompiledScope;
 
@@ -116,9 +117,21 @@ impl Engine {
         cancel: CancellationToken,
         events: Option<UnboundedSender<RunEvent>>,
     ) -> Result<RunRecord> {
-        let scopes = security
-            .plan(&pipeline)
-            .map_err(|missing| Error::PlanDenied { missing })?;
+        let audit = security.audit();
+        let policy = format!("policies sha256:{}", security.policies().digest_hex());
+        let scopes = match security.plan(&pipeline) {
+            Ok(scopes) => scopes,
+            Err(missing) => {
+                for gap in &missing {
+                    let event = audit
+                        .event(&pipeline.principal, AuditAction::PlanDenied, Decision::Deny)
+                        .with_resource(gap.store.clone(), gap.path.as_str())
+                        .with_reason(format!("{gap}; {policy}"));
+                    audit.record(event).await?;
+                }
+                return Err(Error::PlanDenied { missing });
+            }
+        };
         let stores = StoreSet::open(&pipeline)?;
         self.run_with_stores(pipeline, security, scopes, stores, cancel, events)
             .await
@@ -151,6 +164,19 @@ impl Engine {
             stages: pipeline.stages.iter().map(|s| waiting(&s.name)).collect(),
         };
         runs.save(&record)?;
+        let audit = security.audit().clone();
+        audit
+            .record(
+                audit
+                    .event(&pipeline.principal, AuditAction::RunStart, Decision::None)
+                    .with_run(run_id.as_str())
+                    .with_reason(format!(
+                        "pipeline {}; policies sha256:{}",
+                        pipeline.name,
+                        security.policies().digest_hex()
+                    )),
+            )
+            .await?;
         send(
             &events,
             RunEvent::RunStarted {
@@ -242,7 +268,7 @@ impl Engine {
         let _ = forwarder.await;
         // The run is over: no token minted for it may be used again.
         for claims in issued.issued.take() {
-            security.revoke(&claims);
+            security.revoke(&claims).await;
         }
 
         for (i, result) in results.into_iter().enumerate() {
@@ -287,6 +313,11 @@ impl Engine {
         record.status = overall(&record.stages, cancel.is_cancelled());
         record.finished_at = Some(Utc::now());
         runs.save(&record)?;
+        let finish = audit
+            .event(&pipeline.principal, AuditAction::RunFinish, Decision::None)
+            .with_run(record.run_id.as_str())
+            .with_reason(format!("{:?}", record.status).to_lowercase());
+        audit.record(finish).await?;
         tracing::info!(run_id = %record.run_id, status = ?record.status, "run finished");
         Ok(record)
     }
@@ -389,18 +420,21 @@ impl PipelineRunner {
     }
 
     /// Mints this attempt's token and builds its guarded stores.
-    fn open_attempt(&self, index: usize, stage: &Stage, attempt: u32) -> Result<StageStores> {
+    async fn open_attempt(&self, index: usize, stage: &Stage, attempt: u32) -> Result<StageStores> {
         let scope = self.scopes.get(index).ok_or_else(|| Error::Internal {
             message: format!("no compiled scope for stage #{index}"),
         })?;
-        let (claims, stores) = self.security.stage_stores(
-            &self.stores,
-            &self.run_id,
-            &self.pipeline,
-            stage,
-            attempt,
-            scope,
-        )?;
+        let (claims, stores) = self
+            .security
+            .stage_stores(
+                &self.stores,
+                &self.run_id,
+                &self.pipeline,
+                stage,
+                attempt,
+                scope,
+            )
+            .await?;
         self.issued.push(claims);
         if let Ok(mut live) = self.attempt_stores.lock() {
             live.insert((index, attempt), stores.clone());
@@ -488,7 +522,7 @@ impl StageRunner for PipelineRunner {
     async fn run(&self, index: usize, attempt: u32) -> Result<StageOutput> {
         let stage = self.stage(index)?;
         tracing::info!(stage = %stage.name, attempt, "stage started");
-        let stores = self.open_attempt(index, stage, attempt)?;
+        let stores = self.open_attempt(index, stage, attempt).await?;
         let output = match &stage.kind {
             StageKind::Sql { sql } => self.run_sql(&stores, stage, sql, attempt).await?,
             #[allow(unreachable_patterns)]

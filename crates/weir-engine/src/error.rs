@@ -82,6 +82,13 @@ pub enum Error {
         /// What failed (never a token or key).
         message: String,
     },
+    /// The audit log refused or failed an append; the action it was to
+    /// record did not happen.
+    #[error("audit log: {message}")]
+    Audit {
+        /// What failed.
+        message: String,
+    },
     /// A broken internal invariant.
     #[error("internal error: {message}")]
     Internal {
@@ -100,6 +107,12 @@ impl Error {
 
     pub(crate) fn security(e: impl std::fmt::Display) -> Self {
         Error::Security {
+            message: e.to_string(),
+        }
+    }
+
+    pub(crate) fn audit(e: impl std::fmt::Display) -> Self {
+        Error::Audit {
             message: e.to_string(),
         }
     }

@@ -25,6 +25,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod audit;
 pub mod dataset;
 mod engine;
 mod error;
@@ -36,6 +37,7 @@ pub mod sql;
 mod store;
 pub mod udf;
 
+pub use audit::Audit;
 pub use engine::{Engine, EngineConfig, RunEvent, StageOutput};
 pub use error::{Error, Result, humantime};
 pub use security::Security;

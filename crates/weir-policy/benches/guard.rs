@@ -12,6 +12,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -26,8 +27,9 @@ const CALLS: u32 = 100_000;
 #[derive(Debug)]
 struct NoopSink;
 
+#[async_trait]
 impl DecisionSink for NoopSink {
-    fn record(&self, decision: &AccessDecision<'_>) -> Result<(), SinkError> {
+    async fn record(&self, decision: &AccessDecision<'_>) -> Result<(), SinkError> {
         black_box(decision);
         Ok(())
     }

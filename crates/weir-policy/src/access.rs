@@ -1,11 +1,12 @@
 //! Access decisions and where they go: one [`AccessDecision`] per guarded
-//! call, handed to a [`DecisionSink`] before the call is delegated.
+//! call, awaited into a [`DecisionSink`] before the call is delegated.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use async_trait::async_trait;
 use weir_auth::Action;
 
 /// The object-store operation a decision is about.
@@ -149,29 +150,69 @@ impl SinkError {
 
 /// Where the guard records every decision (the audit log plugs in here).
 ///
+/// Asynchronous, so a sink that waits for durable storage (the audit log's
+/// group commit) suspends the guarded call instead of blocking a runtime
+/// worker thread.
+///
 /// # Contract
 ///
-/// `record` is called exactly once per guarded call (once per location of
-/// a `delete_stream`), for allowed and denied calls alike, *before* the
-/// call is delegated to the wrapped store. It returns `Ok` only once the
-/// decision is recorded as durably as the sink promises.
+/// - The guard calls `record` exactly once per guarded call (once per
+///   location of a `delete_stream`), for allowed and denied calls alike.
+/// - The guard awaits `record` to completion *before* it delegates the
+///   call to the wrapped store: when the wrapped store sees a call, its
+///   decision has already been recorded.
+/// - `record` returns `Ok` only once the decision is recorded as durably
+///   as the sink promises. On `Err`, the guard denies the call (fail
+///   closed): nothing is read or written for it.
+/// - `list`, `list_with_offset` and `delete_stream` return streams
+///   synchronously; their decisions are recorded when the stream is first
+///   polled (for `delete_stream`, as each location is reached), still
+///   before the wrapped store is asked for anything. A stream dropped
+///   unpolled records nothing and touches nothing.
+/// - If the caller drops a guarded call's future while `record` is
+///   pending, the call is never delegated; whether the decision was
+///   recorded is up to the sink.
 ///
 /// # Errors
 ///
 /// [`SinkError`] if the decision could not be recorded; the guard then
-/// denies the call.
+/// denies the call with `object_store::Error::PermissionDenied`.
 ///
 /// # Security
 ///
-/// A sink must not make the guard wait unboundedly, and must not log more
-/// than the decision (which never holds the token).
+/// A sink must not make the guard wait unboundedly (it holds up the
+/// stage's call), and must not record or log more than the decision
+/// (which names the token by `jti` and never holds the token itself).
+///
+/// # Example
+///
+/// ```
+/// use async_trait::async_trait;
+/// use weir_policy::{AccessDecision, DecisionSink, SinkError};
+///
+/// /// Counts denials; records nothing durable.
+/// #[derive(Debug, Default)]
+/// struct DenialCounter(std::sync::atomic::AtomicUsize);
+///
+/// #[async_trait]
+/// impl DecisionSink for DenialCounter {
+///     async fn record(&self, decision: &AccessDecision<'_>) -> Result<(), SinkError> {
+///         if !decision.allowed {
+///             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+///         }
+///         Ok(())
+///     }
+/// }
+/// # let _ = DenialCounter::default();
+/// ```
+#[async_trait]
 pub trait DecisionSink: Send + Sync + fmt::Debug {
     /// Records `decision`.
     ///
     /// # Errors
     ///
     /// See the [trait docs](Self).
-    fn record(&self, decision: &AccessDecision<'_>) -> Result<(), SinkError>;
+    async fn record(&self, decision: &AccessDecision<'_>) -> Result<(), SinkError>;
 }
 
 /// Keeps decisions in memory (for tests); can be told to fail.
@@ -212,8 +253,9 @@ impl InMemoryDecisionSink {
     }
 }
 
+#[async_trait]
 impl DecisionSink for InMemoryDecisionSink {
-    fn record(&self, decision: &AccessDecision<'_>) -> Result<(), SinkError> {
+    async fn record(&self, decision: &AccessDecision<'_>) -> Result<(), SinkError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(SinkError::new("the in-memory sink was told to fail"));
         }
@@ -231,8 +273,9 @@ impl DecisionSink for InMemoryDecisionSink {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TracingDecisionSink;
 
+#[async_trait]
 impl DecisionSink for TracingDecisionSink {
-    fn record(&self, d: &AccessDecision<'_>) -> Result<(), SinkError> {
+    async fn record(&self, d: &AccessDecision<'_>) -> Result<(), SinkError> {
         if d.allowed {
             tracing::debug!(principal = %d.principal, run = %d.run, stage = %d.stage, attempt = d.attempt,
                 jti = %d.jti, store = %d.store, operation = %d.operation, path = %d.path,
@@ -268,21 +311,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn in_memory_sink_records_and_fails_on_request() {
+    #[tokio::test]
+    async fn in_memory_sink_records_and_fails_on_request() {
         let sink = InMemoryDecisionSink::new();
-        sink.record(&decision()).unwrap();
+        sink.record(&decision()).await.unwrap();
         assert_eq!(sink.len(), 1);
         sink.set_failing(true);
-        assert!(sink.record(&decision()).is_err());
+        assert!(sink.record(&decision()).await.is_err());
         assert_eq!(sink.decisions(), vec![decision()]);
     }
 
-    #[test]
-    fn tracing_sink_never_fails() {
+    #[tokio::test]
+    async fn tracing_sink_never_fails() {
         let mut d = decision();
-        TracingDecisionSink.record(&d).unwrap();
+        TracingDecisionSink.record(&d).await.unwrap();
         d.allowed = false;
-        TracingDecisionSink.record(&d).unwrap();
+        TracingDecisionSink.record(&d).await.unwrap();
     }
 }

@@ -1,5 +1,6 @@
 //! The per-call check behind [`GuardedStore`](crate::GuardedStore): token
-//! expiry, scope, confinement, then exactly one recorded decision.
+//! expiry, scope, confinement, then exactly one recorded decision, awaited
+//! before the caller may delegate.
 
 use std::borrow::Cow;
 use std::path::Path as FsPath;
@@ -101,7 +102,11 @@ impl Gate {
 
     /// Checks a call on one path (and a copy or rename's source), records
     /// the decision, and says whether the call may go through.
-    pub(crate) fn authorize(&self, check: Check<'_>) -> object_store::Result<()> {
+    ///
+    /// Records exactly one decision, allowed or denied, and returns only
+    /// once the sink has it; `Ok` means the decision was recorded and the
+    /// call is allowed, so the caller delegates only after this resolves.
+    pub(crate) async fn authorize(&self, check: Check<'_>) -> object_store::Result<()> {
         let now = self.clock.now();
         let verdict = if now >= self.exp {
             Verdict::Expired
@@ -111,13 +116,15 @@ impl Gate {
         let target = check.path.as_ref();
         let source = check.source.map(|(p, _)| p.as_ref());
         self.conclude(check.op, target, source, check.action, verdict, now)
+            .await
     }
 
     /// Checks a list call's prefix (`None`: the store root), records the
     /// decision, and says whether the call may go through. A prefix is
     /// allowed if a readable scope entry lies at, below or above it; the
-    /// results are then filtered with [`visible`](Self::visible).
-    pub(crate) fn authorize_list(
+    /// results are then filtered with [`visible`](Self::visible). Records
+    /// exactly one decision, like [`authorize`](Self::authorize).
+    pub(crate) async fn authorize_list(
         &self,
         op: Operation,
         prefix: Option<&Path>,
@@ -133,6 +140,7 @@ impl Gate {
             }
         };
         self.conclude(op, target, None, Action::Read, verdict, now)
+            .await
     }
 
     /// Checks only the token's expiry (for the parts of an upload already
@@ -224,7 +232,9 @@ impl Gate {
         None
     }
 
-    fn conclude(
+    /// Records the decision (awaiting the sink) and turns the verdict into
+    /// the call's outcome; a decision that cannot be recorded denies.
+    async fn conclude(
         &self,
         operation: Operation,
         path: &str,
@@ -253,7 +263,7 @@ impl Gate {
             reason,
             time: now,
         };
-        let recorded = self.sink.record(&decision);
+        let recorded = self.sink.record(&decision).await;
         match verdict {
             Verdict::Allow => recorded.map_err(|_| {
                 self.denied(path, action, "the access decision could not be recorded")

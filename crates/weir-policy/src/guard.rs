@@ -46,8 +46,12 @@ use crate::upload::GuardedUpload;
 ///   path and action; the guard never holds the token, so no error can
 ///   contain it.
 /// - Every call records exactly one decision (one per location of a
-///   `delete_stream`) with the [`DecisionSink`] *before* it is delegated;
-///   if recording fails, the call is denied.
+///   `delete_stream`), allowed or denied, with the [`DecisionSink`], and
+///   awaits it *before* the call is delegated; if recording fails, the
+///   call is denied and nothing is read or written for it. The streams
+///   of `list`, `list_with_offset` and `delete_stream` record when first
+///   polled (per location for `delete_stream`), before the wrapped store
+///   is asked for anything.
 /// - List results (objects and common prefixes) are filtered to the scope;
 ///   a list prefix from which no readable entry can be reached is denied.
 /// - With [`with_local_root`](Self::with_local_root), a path whose
@@ -98,20 +102,41 @@ impl GuardedStore {
         self.gate.store()
     }
 
-    fn denied_stream<T: Send + 'static>(
-        err: object_store::Error,
-    ) -> BoxStream<'static, object_store::Result<T>> {
-        stream::once(futures::future::ready(Err(err))).boxed()
-    }
-
-    fn filtered(
+    /// A listing whose decision is recorded when it is first polled: the
+    /// wrapped store's `list` (called by `start`) is only reached once the
+    /// prefix is allowed and recorded; a denied prefix yields its error.
+    fn guarded_listing<F>(
         &self,
-        listing: BoxStream<'static, object_store::Result<ObjectMeta>>,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        op: Operation,
+        prefix: Option<&Path>,
+        start: F,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>>
+    where
+        F: FnOnce(
+                &dyn ObjectStore,
+                Option<&Path>,
+            ) -> BoxStream<'static, object_store::Result<ObjectMeta>>
+            + Send
+            + 'static,
+    {
         let gate = Arc::clone(&self.gate);
-        listing
-            .try_filter(move |meta| futures::future::ready(gate.visible(&meta.location)))
-            .boxed()
+        let inner = Arc::clone(&self.inner);
+        let prefix = prefix.cloned();
+        stream::once(async move {
+            match gate.authorize_list(op, prefix.as_ref()).await {
+                Ok(()) => {
+                    let filter = Arc::clone(&gate);
+                    start(inner.as_ref(), prefix.as_ref())
+                        .try_filter(move |meta| {
+                            futures::future::ready(filter.visible(&meta.location))
+                        })
+                        .boxed()
+                }
+                Err(e) => stream::once(futures::future::ready(Err(e))).boxed(),
+            }
+        })
+        .flatten()
+        .boxed()
     }
 }
 
@@ -146,7 +171,8 @@ impl ObjectStore for GuardedStore {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         self.gate
-            .authorize(Check::new(Operation::Put, location, Action::Write))?;
+            .authorize(Check::new(Operation::Put, location, Action::Write))
+            .await?;
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -156,7 +182,8 @@ impl ObjectStore for GuardedStore {
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
         self.gate
-            .authorize(Check::new(Operation::PutMultipart, location, Action::Write))?;
+            .authorize(Check::new(Operation::PutMultipart, location, Action::Write))
+            .await?;
         let upload = self.inner.put_multipart_opts(location, opts).await?;
         let path = location.as_ref().to_owned();
         Ok(Box::new(GuardedUpload::new(
@@ -177,7 +204,8 @@ impl ObjectStore for GuardedStore {
             Operation::Get
         };
         self.gate
-            .authorize(Check::new(op, location, Action::Read))?;
+            .authorize(Check::new(op, location, Action::Read))
+            .await?;
         self.inner.get_opts(location, options).await
     }
 
@@ -187,7 +215,8 @@ impl ObjectStore for GuardedStore {
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
         self.gate
-            .authorize(Check::new(Operation::GetRanges, location, Action::Read))?;
+            .authorize(Check::new(Operation::GetRanges, location, Action::Read))
+            .await?;
         self.inner.get_ranges(location, ranges).await
     }
 
@@ -196,23 +225,25 @@ impl ObjectStore for GuardedStore {
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
         let gate = Arc::clone(&self.gate);
-        // A denied location becomes an error item in place: the wrapped
-        // store passes errors through and never sees the path.
+        // Each location's decision is recorded before the wrapped store
+        // receives it. A denied location becomes an error item in place:
+        // the wrapped store passes errors through and never sees the path.
         let checked = locations
-            .map(move |item| {
-                let path = item?;
-                gate.authorize(Check::new(Operation::Delete, &path, Action::Delete))?;
-                Ok(path)
+            .then(move |item| {
+                let gate = Arc::clone(&gate);
+                async move {
+                    let path = item?;
+                    gate.authorize(Check::new(Operation::Delete, &path, Action::Delete))
+                        .await?;
+                    Ok(path)
+                }
             })
             .boxed();
         self.inner.delete_stream(checked)
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        match self.gate.authorize_list(Operation::List, prefix) {
-            Ok(()) => self.filtered(self.inner.list(prefix)),
-            Err(e) => Self::denied_stream(e),
-        }
+        self.guarded_listing(Operation::List, prefix, |inner, prefix| inner.list(prefix))
     }
 
     fn list_with_offset(
@@ -220,15 +251,16 @@ impl ObjectStore for GuardedStore {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        match self.gate.authorize_list(Operation::ListWithOffset, prefix) {
-            Ok(()) => self.filtered(self.inner.list_with_offset(prefix, offset)),
-            Err(e) => Self::denied_stream(e),
-        }
+        let offset = offset.clone();
+        self.guarded_listing(Operation::ListWithOffset, prefix, move |inner, prefix| {
+            inner.list_with_offset(prefix, &offset)
+        })
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
         self.gate
-            .authorize_list(Operation::ListWithDelimiter, prefix)?;
+            .authorize_list(Operation::ListWithDelimiter, prefix)
+            .await?;
         let mut result = self.inner.list_with_delimiter(prefix).await?;
         result
             .objects
@@ -245,12 +277,14 @@ impl ObjectStore for GuardedStore {
         to: &Path,
         options: CopyOptions,
     ) -> object_store::Result<()> {
-        self.gate.authorize(Check {
-            op: Operation::Copy,
-            path: to,
-            action: Action::Write,
-            source: Some((from, &[Action::Read])),
-        })?;
+        self.gate
+            .authorize(Check {
+                op: Operation::Copy,
+                path: to,
+                action: Action::Write,
+                source: Some((from, &[Action::Read])),
+            })
+            .await?;
         self.inner.copy_opts(from, to, options).await
     }
 
@@ -260,12 +294,14 @@ impl ObjectStore for GuardedStore {
         to: &Path,
         options: RenameOptions,
     ) -> object_store::Result<()> {
-        self.gate.authorize(Check {
-            op: Operation::Rename,
-            path: to,
-            action: Action::Write,
-            source: Some((from, &[Action::Read, Action::Delete])),
-        })?;
+        self.gate
+            .authorize(Check {
+                op: Operation::Rename,
+                path: to,
+                action: Action::Write,
+                source: Some((from, &[Action::Read, Action::Delete])),
+            })
+            .await?;
         self.inner.rename_opts(from, to, options).await
     }
 }

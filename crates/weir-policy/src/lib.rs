@@ -75,7 +75,8 @@
 //!   `raw/training`); `..`, empty segments and percent-escaped separators
 //!   are refused at load time.
 //! - The guard checks expiry and scope on every call, records exactly one
-//!   decision per call before delegating (no record, no access), filters
+//!   decision per call and awaits the (asynchronous) sink before delegating
+//!   (no record, no access), filters
 //!   list results, checks both ends of copies and renames, and never holds
 //!   or reports the token.
 //! - No `unsafe`; untrusted input never panics.
