@@ -235,10 +235,11 @@ async fn query(
         QueryFormat::Csv => print!("{}", to_csv(&events)),
         QueryFormat::Table => print!("{}", to_table(&events)),
     }
-    if output == QueryFormat::Table && events.len() == limit as usize {
-        if let Some(last) = events.last() {
-            eprintln!("more events may follow: --after-seq {}", last.seq);
-        }
+    if output == QueryFormat::Table
+        && events.len() == limit as usize
+        && let Some(last) = events.last()
+    {
+        eprintln!("more events may follow: --after-seq {}", last.seq);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -40,6 +40,7 @@ enum Output {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 enum Command {
     /// Check pipeline files and report every problem.
     Validate {

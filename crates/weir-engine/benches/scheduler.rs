@@ -111,5 +111,10 @@ fn scheduler(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, scheduler);
-criterion_main!(benches);
+// `criterion_group!` generates an undocumented `pub fn benches()`.
+#[allow(missing_docs)]
+mod entry {
+    use super::*;
+    criterion_group!(benches, scheduler);
+}
+criterion_main!(entry::benches);
