@@ -4,7 +4,7 @@
 //! # Security
 //! - [`Security::plan`] compiles every stage's scope from what the stage
 //!   declared; a run with any gap fails before anything executes.
-//! - [`Security::stage_stores`] mints a token for exactly that scope, verifies
+//! - `Security::stage_stores` mints a token for exactly that scope, verifies
 //!   it with the public key only (as a remote worker would), and wraps each raw
 //!   store in a [`GuardedStore`] bound to the verified claims. Raw stores never
 //!   leave this module.
