@@ -1,21 +1,29 @@
 //! Audit log benchmarks: durable group-commit append throughput on SQLite
-//! with many concurrent appenders, single-append latency, and verification
-//! throughput.
+//! with many concurrent appenders, single-append latency, verification
+//! throughput, and the latency an audited access decision adds to a guarded
+//! object-store call (`GuardedStore` over `InMemory`, each decision appended
+//! durably to a `SqliteSink`) against the raw store.
 //!
-//! Quick run: `cargo bench -p weir-audit --bench audit -- --warm-up-time 1
-//! --measurement-time 5 --sample-size 10`.
+//! Quick run: `cargo bench -p weir-audit -- --warm-up-time 1
+//! --measurement-time 5`.
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented pub fn.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures::future::join_all;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use weir_audit::{
-    Action, AuditSink, ChainId, CheckpointSigner, Decision, NewEvent, Origin, SinkConfig,
+    Action, AuditKey, AuditSink, ChainId, CheckpointSigner, Decision, NewEvent, Origin, SinkConfig,
     SqliteSink, verify,
 };
+use weir_auth::{ActionSet, FixedClock, PathKind, Scope, ScopeEntry, ScopePath, StageClaims};
+use weir_policy::{AccessDecision, DecisionSink, GuardedStore, SinkError};
 
 fn event(i: usize) -> NewEvent {
     NewEvent::new(
@@ -130,9 +138,145 @@ fn verify_throughput(c: &mut Criterion) {
     group.finish();
 }
 
+/// Appends each access decision to a [`SqliteSink`] and waits until it is
+/// durable, as the engine's audit adapter does.
+struct AuditedDecisions {
+    sink: Arc<SqliteSink>,
+    key: AuditKey,
+}
+
+impl std::fmt::Debug for AuditedDecisions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditedDecisions")
+    }
+}
+
+impl AuditedDecisions {
+    fn event(&self, d: &AccessDecision<'_>) -> NewEvent {
+        let action = match d.action {
+            weir_auth::Action::Read => Action::Read,
+            weir_auth::Action::Write => Action::Write,
+            weir_auth::Action::List => Action::List,
+            weir_auth::Action::Delete => Action::Delete,
+        };
+        let decision = if d.allowed {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        };
+        NewEvent::new(d.principal.as_ref(), action, decision, Origin::Api)
+            .with_stage(d.run.as_ref(), d.stage.as_ref(), d.attempt)
+            .with_resource(d.store.as_ref(), d.path.as_ref())
+            .with_reason(format!("{}: {}", d.operation.as_str(), d.reason))
+            .with_token(self.key.token_id_hmac(&d.jti))
+    }
+}
+
+#[async_trait]
+impl DecisionSink for AuditedDecisions {
+    async fn record(&self, decision: &AccessDecision<'_>) -> Result<(), SinkError> {
+        self.sink
+            .append(self.event(decision))
+            .await
+            .map(drop)
+            .map_err(|_| SinkError::new("audit append failed"))
+    }
+}
+
+/// A raw `InMemory` store holding one object, and the same store guarded
+/// with every decision audited to `sink`.
+fn guarded_stores(
+    rt: &tokio::runtime::Runtime,
+    sink: Arc<SqliteSink>,
+) -> (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>, Path) {
+    let raw: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let path = Path::from("features/customer_features/v-01/part-00000.parquet");
+    rt.block_on(raw.put(&path, PutPayload::from_static(&[7u8; 256])))
+        .unwrap();
+    let scope = Scope::new(vec![ScopeEntry {
+        store: "lake".into(),
+        path: ScopePath::parse("features/customer_features").unwrap(),
+        kind: PathKind::Prefix,
+        actions: ActionSet::empty().with(weir_auth::Action::Read),
+        columns: None,
+    }])
+    .unwrap();
+    let claims = StageClaims {
+        iss: "weir".into(),
+        aud: "weir-worker".into(),
+        sub: "svc-customer-features".into(),
+        run: "01JRUN".into(),
+        stage: "features".into(),
+        attempt: 1,
+        scope,
+        iat: 0,
+        nbf: 0,
+        exp: i64::MAX,
+        jti: "01JTOKEN".into(),
+        typ: weir_auth::TokenType::Stage,
+    };
+    let decisions = AuditedDecisions {
+        sink,
+        key: AuditKey::generate().unwrap(),
+    };
+    let guarded: Arc<dyn ObjectStore> = Arc::new(GuardedStore::new(
+        Arc::clone(&raw),
+        "lake",
+        &claims,
+        Arc::new(FixedClock::new(1)),
+        Arc::new(decisions),
+    ));
+    (raw, guarded, path)
+}
+
+/// `callers` tasks each calling `head` until `total` calls returned.
+async fn concurrent_heads(store: &Arc<dyn ObjectStore>, path: &Path, callers: usize, total: usize) {
+    let per = total / callers;
+    let tasks = (0..callers).map(|_| {
+        let (store, path) = (Arc::clone(store), path.clone());
+        tokio::spawn(async move {
+            for _ in 0..per {
+                std::hint::black_box(store.head(&path).await.unwrap());
+            }
+        })
+    });
+    for t in join_all(tasks).await {
+        t.unwrap();
+    }
+}
+
+fn audited_decision(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let f = rt.block_on(fixture());
+    let (raw, guarded, path) = guarded_stores(&rt, Arc::clone(&f.sink));
+    let mut group = c.benchmark_group("audited_head");
+    for (name, store) in [("raw", &raw), ("guarded_sqlite", &guarded)] {
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(format!("single/{name}"), |b| {
+            b.to_async(&rt)
+                .iter(|| async { std::hint::black_box(store.head(&path).await.unwrap()) });
+        });
+        const TOTAL: usize = 6_400;
+        group.throughput(Throughput::Elements(TOTAL as u64));
+        group.bench_function(format!("callers_64/{name}"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (store, path) = (Arc::clone(store), path.clone());
+                async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        concurrent_heads(&store, &path, 64, TOTAL).await;
+                    }
+                    start.elapsed()
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(5)).sample_size(10);
-    targets = append_throughput, append_latency, verify_throughput
+    targets = append_throughput, append_latency, verify_throughput, audited_decision
 }
 criterion_main!(benches);

@@ -71,21 +71,51 @@ impl EventHash {
     ///
     /// [`Error::InvalidDigest`] for anything else.
     pub fn from_hex(hex: &str) -> Result<Self> {
+        // Hot in `verify` (two per row): one pass, no allocation, and only
+        // lowercase digits accepted (so every hash has one spelling).
         let bad = Error::InvalidDigest {
             reason: "hash must be 64 lowercase hex digits",
         };
-        if !crate::audit_key::is_lower_hex(hex, 64) {
+        let digits = hex.as_bytes();
+        if digits.len() != 64 {
             return Err(bad);
         }
         let mut out = [0u8; 32];
-        hex::decode_to_slice(hex, &mut out).map_err(|_| bad)?;
+        for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+            let (Some(&hi), Some(&lo)) = (pair.first(), pair.get(1)) else {
+                return Err(bad);
+            };
+            match (lower_hex_value(hi), lower_hex_value(lo)) {
+                (Some(hi), Some(lo)) => *byte = (hi << 4) | lo,
+                _ => return Err(bad),
+            }
+        }
         Ok(Self(out))
     }
 
     /// 64 lowercase hex digits.
     #[must_use]
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        let mut out = String::with_capacity(64);
+        for b in self.0 {
+            out.push(lower_hex_digit(b >> 4));
+            out.push(lower_hex_digit(b & 0x0f));
+        }
+        out
+    }
+}
+
+/// The lowercase hex digit of a nibble (`n < 16`).
+fn lower_hex_digit(n: u8) -> char {
+    char::from(if n < 10 { b'0' + n } else { b'a' + (n - 10) })
+}
+
+/// The value of a lowercase hex digit.
+fn lower_hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
     }
 }
 

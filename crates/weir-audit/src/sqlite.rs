@@ -86,62 +86,138 @@ CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_
 BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END;
 ";
 
-/// Rows per multi-row `INSERT` (16 columns: 1024 parameters, far below
-/// SQLite's 32766 limit).
-const ROWS_PER_INSERT: usize = 64;
+/// Most rows one multi-row `INSERT` holds: 16 columns x 1024 rows is 16384
+/// parameters, half SQLite's 32766 limit. A batch is written in chunks of
+/// 1024, 512, ..., 1 rows, so it takes at most one statement per power of
+/// two below the batch size (each statement is a round trip to the
+/// connection's worker thread).
+const MAX_ROWS_PER_INSERT: usize = 1024;
+const _: () = assert!(
+    MAX_ROWS_PER_INSERT * 16 <= 32_766,
+    "too many bound parameters"
+);
 
-macro_rules! one_row {
+macro_rules! rows_1 {
     () => {
         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     };
 }
-macro_rules! eight_rows {
+macro_rules! rows_2 {
     () => {
-        concat!(
-            one_row!(),
-            ",",
-            one_row!(),
-            ",",
-            one_row!(),
-            ",",
-            one_row!(),
-            ",",
-            one_row!(),
-            ",",
-            one_row!(),
-            ",",
-            one_row!(),
-            ",",
-            one_row!()
-        )
+        concat!(rows_1!(), ",", rows_1!())
+    };
+}
+macro_rules! rows_4 {
+    () => {
+        concat!(rows_2!(), ",", rows_2!())
+    };
+}
+macro_rules! rows_8 {
+    () => {
+        concat!(rows_4!(), ",", rows_4!())
+    };
+}
+macro_rules! rows_16 {
+    () => {
+        concat!(rows_8!(), ",", rows_8!())
+    };
+}
+macro_rules! rows_32 {
+    () => {
+        concat!(rows_16!(), ",", rows_16!())
+    };
+}
+macro_rules! rows_64 {
+    () => {
+        concat!(rows_32!(), ",", rows_32!())
+    };
+}
+macro_rules! rows_128 {
+    () => {
+        concat!(rows_64!(), ",", rows_64!())
+    };
+}
+macro_rules! rows_256 {
+    () => {
+        concat!(rows_128!(), ",", rows_128!())
+    };
+}
+macro_rules! rows_512 {
+    () => {
+        concat!(rows_256!(), ",", rows_256!())
+    };
+}
+macro_rules! rows_1024 {
+    () => {
+        concat!(rows_512!(), ",", rows_512!())
     };
 }
 
-const INSERT_ONE: &str = concat!(
+const INSERT_1024: &str = concat!(
     "INSERT INTO audit_events (",
     event_columns!(),
     ") VALUES ",
-    one_row!()
+    rows_1024!()
 );
-const INSERT_MANY: &str = concat!(
+const INSERT_512: &str = concat!(
     "INSERT INTO audit_events (",
     event_columns!(),
     ") VALUES ",
-    eight_rows!(),
-    ",",
-    eight_rows!(),
-    ",",
-    eight_rows!(),
-    ",",
-    eight_rows!(),
-    ",",
-    eight_rows!(),
-    ",",
-    eight_rows!(),
-    ",",
-    eight_rows!(),
-    ",",
-    eight_rows!()
+    rows_512!()
+);
+const INSERT_256: &str = concat!(
+    "INSERT INTO audit_events (",
+    event_columns!(),
+    ") VALUES ",
+    rows_256!()
+);
+const INSERT_128: &str = concat!(
+    "INSERT INTO audit_events (",
+    event_columns!(),
+    ") VALUES ",
+    rows_128!()
+);
+const INSERT_64: &str = concat!(
+    "INSERT INTO audit_events (",
+    event_columns!(),
+    ") VALUES ",
+    rows_64!()
+);
+const INSERT_32: &str = concat!(
+    "INSERT INTO audit_events (",
+    event_columns!(),
+    ") VALUES ",
+    rows_32!()
+);
+const INSERT_16: &str = concat!(
+    "INSERT INTO audit_events (",
+    event_columns!(),
+    ") VALUES ",
+    rows_16!()
+);
+const INSERT_8: &str = concat!(
+    "INSERT INTO audit_events (",
+    event_columns!(),
+    ") VALUES ",
+    rows_8!()
+);
+const INSERT_4: &str = concat!(
+    "INSERT INTO audit_events (",
+    event_columns!(),
+    ") VALUES ",
+    rows_4!()
+);
+const INSERT_2: &str = concat!(
+    "INSERT INTO audit_events (",
+    event_columns!(),
+    ") VALUES ",
+    rows_2!()
+);
+const INSERT_1: &str = concat!(
+    "INSERT INTO audit_events (",
+    event_columns!(),
+    ") VALUES ",
+    rows_1!()
 );
 const INSERT_CHECKPOINT: &str = concat!(
     "INSERT INTO audit_checkpoints (",
@@ -212,7 +288,10 @@ impl SqliteSink {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Rows a reader's worker thread may run ahead by: `verify` reads
+            // pages of thousands, and every hand-off wakes a thread.
+            .row_buffer_size(4096);
         let mut conn = SqliteConnection::connect_with(&options)
             .await
             .map_err(Error::db("open"))?;
@@ -374,19 +453,24 @@ impl Store for SqliteStore {
             .map_err(Error::db("read chain head"))?;
         let head = decode_head(&row)?;
         let sealed = sealer.seal(&head, batch, Utc::now(), force)?;
-        let mut chunks = sealed.events.chunks_exact(ROWS_PER_INSERT);
-        for chunk in &mut chunks {
-            let query = chunk.iter().fold(sqlx::query(INSERT_MANY), bind_event);
-            query
+        let mut rest = sealed.events.as_slice();
+        while !rest.is_empty() {
+            let rows = chunk_rows(rest.len());
+            let internal = Error::Internal {
+                reason: "no INSERT statement for the chunk size",
+            };
+            let (Some((chunk, tail)), Some(query)) =
+                (rest.split_at_checked(rows), insert_query(rows))
+            else {
+                return Err(internal);
+            };
+            chunk
+                .iter()
+                .fold(query, bind_event)
                 .execute(&mut *tx)
                 .await
                 .map_err(Error::db("insert events"))?;
-        }
-        for event in chunks.remainder() {
-            bind_event(sqlx::query(INSERT_ONE), event)
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::db("insert event"))?;
+            rest = tail;
         }
         if let Some(cp) = &sealed.checkpoint {
             sqlx::query(INSERT_CHECKPOINT)
@@ -413,6 +497,32 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(Error::db("commit"))?;
         Ok(sealed)
     }
+}
+
+/// The largest power of two that is at most `remaining` and
+/// [`MAX_ROWS_PER_INSERT`] (`remaining > 0`).
+fn chunk_rows(remaining: usize) -> usize {
+    let capped = remaining.clamp(1, MAX_ROWS_PER_INSERT);
+    1 << capped.ilog2()
+}
+
+/// The multi-row `INSERT` for exactly `rows` events (a power of two up to
+/// [`MAX_ROWS_PER_INSERT`]).
+fn insert_query(rows: usize) -> Option<SqliteQuery<'static>> {
+    Some(match rows {
+        1024 => sqlx::query(INSERT_1024),
+        512 => sqlx::query(INSERT_512),
+        256 => sqlx::query(INSERT_256),
+        128 => sqlx::query(INSERT_128),
+        64 => sqlx::query(INSERT_64),
+        32 => sqlx::query(INSERT_32),
+        16 => sqlx::query(INSERT_16),
+        8 => sqlx::query(INSERT_8),
+        4 => sqlx::query(INSERT_4),
+        2 => sqlx::query(INSERT_2),
+        1 => sqlx::query(INSERT_1),
+        _ => return None,
+    })
 }
 
 fn bind_event<'q>(query: SqliteQuery<'q>, e: &AuditEvent) -> SqliteQuery<'q> {
@@ -453,8 +563,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn multi_row_insert_has_the_expected_placeholder_count() {
-        assert_eq!(INSERT_MANY.matches('?').count(), ROWS_PER_INSERT * 16);
-        assert_eq!(INSERT_ONE.matches('?').count(), 16);
+    fn multi_row_inserts_have_the_expected_placeholder_counts() {
+        let mut rows = MAX_ROWS_PER_INSERT;
+        while rows > 0 {
+            let query = insert_query(rows).unwrap();
+            assert_eq!(
+                sqlx::Execute::sql(query).as_str().matches('?').count(),
+                rows * 16,
+                "{rows} rows"
+            );
+            rows /= 2;
+        }
+        assert!(insert_query(3).is_none());
+    }
+
+    #[test]
+    fn chunks_are_powers_of_two_covering_the_batch() {
+        for n in [1, 2, 3, 63, 64, 65, 1000, 1024, 1025, 4096, 5000] {
+            let (mut rest, mut statements) = (n, 0);
+            while rest > 0 {
+                let rows = chunk_rows(rest);
+                assert!(rows.is_power_of_two() && rows <= rest.min(MAX_ROWS_PER_INSERT));
+                rest -= rows;
+                statements += 1;
+            }
+            assert!(statements <= n.div_ceil(MAX_ROWS_PER_INSERT) + 10, "{n}");
+        }
     }
 }

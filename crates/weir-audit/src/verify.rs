@@ -182,22 +182,34 @@ pub async fn verify_chain(
     checkpoints.extend(extra.iter().filter(|c| &c.chain == chain).cloned());
     let (mut walk, forged) = Walk::new(chain, &checkpoints, key);
     let mut cur = fetch(sink, chain, 1).await?;
-    let mut finding = None;
-    while finding.is_none() {
-        let next = match (&cur.corrupt, cur.events.last()) {
-            (None, Some(last)) if cur.events.len() == PAGE as usize => {
-                fetch(sink, chain, last.seq + 1).await?
-            }
-            _ => Fetched::default(),
-        };
-        finding = walk_page(&mut walk, &cur, &next);
-        if finding.is_none() && next.events.is_empty() && next.corrupt.is_none() {
-            break;
+    let mut next = fetch_after(sink, chain, &cur).await?;
+    let finding = loop {
+        // Read the page after `next` while hashing `cur`: the database (or
+        // SQLite's worker thread) produces rows while this task checks them.
+        let (after, finding) = tokio::join!(fetch_after(sink, chain, &next), async {
+            walk_page(&mut walk, &cur, &next)
+        });
+        if finding.is_some() {
+            break finding;
+        }
+        if next.events.is_empty() && next.corrupt.is_none() {
+            break walk.finish();
         }
         cur = next;
-    }
-    let finding = finding.or_else(|| walk.finish());
+        next = after?;
+    };
     Ok(walk.report(earliest(forged, finding)))
+}
+
+/// The page after `page`, or nothing if `page` was the last (short, or
+/// ended at a row that does not decode).
+async fn fetch_after(sink: &dyn AuditSink, chain: &ChainId, page: &Fetched) -> Result<Fetched> {
+    match (&page.corrupt, page.events.last()) {
+        (None, Some(last)) if page.events.len() == PAGE as usize => {
+            fetch(sink, chain, last.seq + 1).await
+        }
+        _ => Ok(Fetched::default()),
+    }
 }
 
 /// Verifies events and checkpoints already in memory (an export, a test):

@@ -2,7 +2,8 @@
 //! few transactions.
 //!
 //! Appends queue on a bounded channel. The writer takes the first waiting
-//! message, drains whatever else is queued (up to `max_batch`), writes the
+//! message, drains whatever else is queued (up to `max_batch`, yielding a
+//! few times so appenders that are runnable can queue too), writes the
 //! whole batch in one transaction through a [`Store`], and only after the
 //! commit returns answers each waiter, in order. While one batch commits the
 //! next one accumulates, so the cost of a durable commit (an `fsync`) is
@@ -38,6 +39,10 @@ pub(crate) trait Store: Send + 'static {
 }
 
 type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// How many times the writer yields to let more appends queue before it
+/// commits a batch (it stops early once a yield brings nothing new).
+const COALESCE_ROUNDS: usize = 8;
 
 // Appends are nearly every message: boxing them would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
@@ -115,6 +120,10 @@ struct Batch {
 }
 
 impl Batch {
+    fn full(&self, max_batch: usize) -> bool {
+        self.events.len() >= max_batch || self.close.is_some()
+    }
+
     fn add(&mut self, msg: Msg) {
         match msg {
             Msg::Append(event, reply) => {
@@ -155,10 +164,17 @@ impl<S: Store> Loop<S> {
             let Some(first) = first else { break };
             let mut batch = Batch::default();
             batch.add(first);
-            while batch.events.len() < self.max_batch && batch.close.is_none() {
-                match rx.try_recv() {
-                    Ok(msg) => batch.add(msg),
-                    Err(_) => break,
+            self.drain(&mut batch, &mut rx);
+            // Appenders answered by the last commit are usually runnable but
+            // not yet queued again: let them run before committing, or the
+            // next fsync carries only the first few of them.
+            for _ in 0..COALESCE_ROUNDS {
+                if batch.full(self.max_batch) {
+                    break;
+                }
+                tokio::task::yield_now().await;
+                if self.drain(&mut batch, &mut rx) == 0 {
+                    break;
                 }
             }
             if self.process(batch).await {
@@ -169,6 +185,21 @@ impl<S: Store> Loop<S> {
         if self.dirty {
             let _ = self.commit(Vec::new(), true).await;
         }
+    }
+
+    /// Moves queued messages into `batch` until it is full; returns how many.
+    fn drain(&self, batch: &mut Batch, rx: &mut mpsc::Receiver<Msg>) -> usize {
+        let mut taken = 0;
+        while !batch.full(self.max_batch) {
+            match rx.try_recv() {
+                Ok(msg) => {
+                    batch.add(msg);
+                    taken += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        taken
     }
 
     /// Commits one batch and answers its waiters; true if asked to close.

@@ -5,16 +5,14 @@
 //! Every test gets its own schema, so tests run in parallel without
 //! colliding; the schema is dropped at the end.
 
-mod common;
-
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
-use common::conformance::{self, Harness, Tamper};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use weir_audit::{AuditSink, ChainId, CheckpointSigner, PostgresSink, SinkConfig, VerifyingKey};
+use weir_testkit::audit::{self as conformance, Harness, Tamper};
 
 const ENV: &str = "WEIR_TEST_POSTGRES_URL";
 

@@ -1,5 +1,6 @@
 //! `weir-testkit`: conformance suites that every object-store wrapper and
-//! backend in weir must pass, as plain `async fn`s over `&dyn ObjectStore`.
+//! backend in weir must pass, as plain `async fn`s over `&dyn ObjectStore`
+//! (or, for audit backends, over an [`audit::Harness`]).
 //!
 //! - [`transparency`]: object_store's own integration suite, run through a
 //!   wrapper that was given an allow-all scope ([`fixture::allow_all_scope`]):
@@ -12,6 +13,9 @@
 //! - [`escape`]: path escapes refused (`..`, `%2e%2e`, encoded `/`,
 //!   backslashes, trailing dots, symlinks out of a local root).
 //! - [`decisions`]: exactly one recorded decision per call.
+//! - [`audit`]: the `AuditSink` suite (append-only, gapless, durable on
+//!   return, tampering detected, no secrets stored, query filters), over a
+//!   backend [`audit::Harness`] that can tamper with the storage.
 //!
 //! The suites panic (like object_store's) on the first broken expectation.
 //!
@@ -23,10 +27,12 @@
 //!
 //! # Non-goals
 //!
-//! Building the wrapper under test: callers construct it (this crate does
-//! not depend on `weir-policy`), seeded with [`fixture::seed`] and scoped
-//! with [`fixture::stage_scope`].
+//! Building the wrapper or backend under test: callers construct it (this
+//! crate depends on neither `weir-policy` nor `weir-engine`), seeded with
+//! [`fixture::seed`] and scoped with [`fixture::stage_scope`]; audit
+//! backends come with their own [`audit::Harness`].
 
+pub mod audit;
 pub mod decisions;
 pub mod escape;
 pub mod fixture;

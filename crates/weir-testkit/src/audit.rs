@@ -1,10 +1,20 @@
-//! The `AuditSink` conformance suite: every backend must pass it.
+//! The [`AuditSink`] conformance suite: every audit backend must pass it.
 //!
-//! Plain `async fn`s over a [`Harness`] (which opens sinks on one backend
+//! Plain `async fn`s over a [`Harness`], which opens sinks on one backend
 //! and tampers with its storage the way an attacker with database access
-//! would). It will move into `weir-testkit`.
-
-#![allow(dead_code, unreachable_pub)] // pub: moves into weir-testkit as is.
+//! would. One `pub async fn` per property (append-only, gapless under
+//! concurrency, durable after `append`, tampering detected, no secrets
+//! stored, query filters), so each backend's test is named after it:
+//!
+//! ```text
+//! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+//! async fn sqlite_append_only() {
+//!     weir_testkit::audit::append_only(&SqliteHarness::new()).await;
+//! }
+//! ```
+//!
+//! Like the object-store suites, these panic on the first broken
+//! expectation.
 
 use std::collections::BTreeSet;
 
@@ -20,21 +30,54 @@ use weir_audit::{
 pub enum Tamper {
     /// `UPDATE ... SET actor = ...` on one row, hash left alone.
     SetActor {
+        /// The chain of the row.
         chain: ChainId,
+        /// The seq of the row.
         seq: u64,
+        /// The new actor.
         actor: String,
     },
     /// `DELETE` one row.
-    Delete { chain: ChainId, seq: u64 },
+    Delete {
+        /// The chain of the row.
+        chain: ChainId,
+        /// The seq of the row.
+        seq: u64,
+    },
     /// Exchange the seq of two rows.
-    Swap { chain: ChainId, a: u64, b: u64 },
+    Swap {
+        /// The chain of both rows.
+        chain: ChainId,
+        /// The seq of one row.
+        a: u64,
+        /// The seq of the other.
+        b: u64,
+    },
     /// Overwrite every column of the row at `(event.chain, event.seq)`.
-    Replace { event: AuditEvent },
+    Replace {
+        /// The forged row, stored at its own `(chain, seq)`.
+        event: AuditEvent,
+    },
     /// Insert a checkpoint row.
-    InsertCheckpoint { checkpoint: Checkpoint },
+    InsertCheckpoint {
+        /// The forged checkpoint.
+        checkpoint: Checkpoint,
+    },
 }
 
 /// What the suite needs from a backend.
+///
+/// # Contract
+///
+/// Every sink [`Harness::open`] returns writes to the same storage, which
+/// outlives the sinks, and signs checkpoints with the key
+/// [`Harness::verifying_key`] returns. [`Harness::tamper`] changes the
+/// stored rows directly, the way an attacker with write access to the
+/// database would (dropping the append-only triggers if it must).
+///
+/// # Errors
+///
+/// None: a harness panics when its backend fails, failing the test.
 #[async_trait]
 pub trait Harness: Send + Sync {
     /// A sink appending to `chain`, on the same storage every time.
@@ -94,6 +137,10 @@ fn expect_damage(report: &Report, kind: DamageKind, seq: u64, what: &str) {
 
 /// Appends never change what is already stored, and the backend refuses a
 /// plain `UPDATE` of a stored row.
+///
+/// # Panics
+///
+/// On the first broken expectation.
 pub async fn append_only(h: &dyn Harness) {
     let c = chain("append-only");
     let sink = h.open(&c).await;
@@ -109,6 +156,10 @@ pub async fn append_only(h: &dyn Harness) {
 
 /// 8 concurrent appenders x 500 events, over two sinks sharing one chain:
 /// seqs are exactly 1..=4000, each returned once, and the chain verifies.
+///
+/// # Panics
+///
+/// On the first broken expectation.
 pub async fn gapless_under_concurrency(h: &dyn Harness) {
     let c = chain("concurrent");
     let sinks = [h.open(&c).await, h.open(&c).await];
@@ -142,6 +193,10 @@ pub async fn gapless_under_concurrency(h: &dyn Harness) {
 
 /// What `append` returned is read back, identical, by a fresh sink after the
 /// first one is dropped without a clean shutdown.
+///
+/// # Panics
+///
+/// On the first broken expectation.
 pub async fn durable_after_append(h: &dyn Harness) {
     let c = chain("durable");
     let sink = h.open(&c).await;
@@ -163,6 +218,10 @@ pub async fn durable_after_append(h: &dyn Harness) {
 }
 
 /// Every kind of tampering is found, at the right seq.
+///
+/// # Panics
+///
+/// On the first broken expectation.
 pub async fn tampering_detected(h: &dyn Harness) {
     let key = h.verifying_key();
     let check = |name: &'static str| async move {
@@ -282,6 +341,10 @@ pub async fn tampering_detected(h: &dyn Harness) {
 
 /// Credentials are refused and nothing of them is stored; token ids are
 /// stored only as HMACs, and an auditor can look them up with the key.
+///
+/// # Panics
+///
+/// On the first broken expectation.
 pub async fn no_secrets_stored(h: &dyn Harness) {
     let c = chain("secrets");
     let sink = h.open(&c).await;
@@ -329,6 +392,10 @@ pub async fn no_secrets_stored(h: &dyn Harness) {
 
 /// Filters match exactly, the path prefix is segment-aware, hostile filter
 /// values are plain data, and paging walks every event once.
+///
+/// # Panics
+///
+/// On the first broken expectation.
 pub async fn query_filters(h: &dyn Harness) {
     let c = chain("query");
     let sink = h.open(&c).await;
