@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use datafusion::common::config::TableParquetOptions;
+use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{
     CsvReadOptions, ParquetReadOptions, SQLOptions, SessionConfig, SessionContext,
@@ -16,9 +18,6 @@ use datafusion::prelude::{
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::AsyncArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 use tokio::io::AsyncWriteExt;
 use weir_spec::Format;
 
@@ -123,12 +122,19 @@ pub async fn run_query(
         .with_allow_dml(false)
         .with_allow_statements(false);
     let df = ctx.sql_with_options(sql, options).await?;
-    let stream = df.execute_stream().await?;
     let name = format!("part-00000.{}", output.format.extension());
     let path = output.prefix.clone().join(name.as_str());
     let (rows, size) = match output.format {
-        Format::Parquet => write_parquet(stream, store, &path).await?,
-        Format::Csv => write_csv(stream, store, &path).await?,
+        Format::Parquet => {
+            write_parquet(
+                df,
+                &format!("{}{path}", store_url(&output.store)),
+                store,
+                &path,
+            )
+            .await?
+        }
+        Format::Csv => write_csv(df.execute_stream().await?, store, &path).await?,
     };
     Ok(vec![ManifestFile { name, size, rows }])
 }
@@ -140,28 +146,33 @@ fn write_error(path: &Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// Writes through DataFusion's own Parquet sink, which encodes row groups
+/// and columns in parallel; the object store it writes to is the stage's
+/// guarded store, resolved through the stage registry like every read.
 async fn write_parquet(
-    mut stream: datafusion::execution::SendableRecordBatchStream,
+    df: datafusion::dataframe::DataFrame,
+    url: &str,
     store: Arc<dyn ObjectStore>,
     path: &Path,
 ) -> Result<(u64, u64)> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_created_by(format!("weir {}", env!("CARGO_PKG_VERSION")))
-        .build();
-    let sink = object_store::buffered::BufWriter::new(store.clone(), path.clone());
-    let mut writer = AsyncArrowWriter::try_new(sink, stream.schema(), Some(props))
-        .map_err(|e| write_error(path, e))?;
+    let mut options = TableParquetOptions::default();
+    options.global.compression = Some("snappy".into());
+    options.global.created_by = format!("weir {}", env!("CARGO_PKG_VERSION"));
+    let counts = df
+        .write_parquet(
+            url,
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            Some(options),
+        )
+        .await?;
     let mut rows = 0u64;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        rows += batch.num_rows() as u64;
-        writer
-            .write(&batch)
-            .await
-            .map_err(|e| write_error(path, e))?;
+    for batch in &counts {
+        if let Some(col) = batch.column_by_name("count")
+            && let Some(c) = col.as_any().downcast_ref::<arrow::array::UInt64Array>()
+        {
+            rows += c.iter().flatten().sum::<u64>();
+        }
     }
-    writer.close().await.map_err(|e| write_error(path, e))?;
     let size = store
         .head(path)
         .await
