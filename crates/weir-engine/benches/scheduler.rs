@@ -5,7 +5,8 @@
 //! round trip) and a fan-out (one root, 999 dependents that become ready at
 //! once, so the concurrency limit is what throttles them). Each shape runs at
 //! concurrency 4 and 1, with and without a progress-event channel (the engine
-//! always passes one). Criterion reports the time for the whole DAG; divide
+//! always passes one), and once more from a task on a worker thread instead
+//! of `Runtime::block_on`, to show the thread hand-off. Criterion reports the time for the whole DAG; divide
 //! by 1,000 for the time per stage (`docs/benchmarks.md` does).
 //!
 //! Run with:
@@ -83,14 +84,17 @@ async fn run_once(dag: &Dag, policies: &[StagePolicy], concurrency: usize, event
 fn scheduler(c: &mut Criterion) {
     // The default multi-threaded runtime: one worker per core, as `weir run` uses.
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let policies = vec![
+    let policies = Arc::new(vec![
         StagePolicy {
             retries: 0,
             timeout: Duration::from_secs(3600),
         };
         STAGES
+    ]);
+    let shapes = [
+        ("chain", Arc::new(chain(STAGES))),
+        ("fan_out", Arc::new(fan_out(STAGES))),
     ];
-    let shapes = [("chain", chain(STAGES)), ("fan_out", fan_out(STAGES))];
 
     let mut group = c.benchmark_group("scheduler");
     group.throughput(Throughput::Elements(STAGES as u64));
@@ -106,6 +110,25 @@ fn scheduler(c: &mut Criterion) {
                         .iter(|| run_once(dag, &policies, concurrency, events));
                 });
             }
+            // `weir run` drives `run_dag` from `Runtime::block_on`, as above,
+            // so every stage hands off between the main thread and a worker.
+            // The same run from a task on a worker shows what that costs.
+            let id = BenchmarkId::new(
+                format!("{shape}_{STAGES}_on_worker"),
+                format!("concurrency_{concurrency}"),
+            );
+            group.bench_with_input(id, &concurrency, |b, &concurrency| {
+                b.to_async(&rt).iter(|| {
+                    let (dag, policies) = (dag.clone(), policies.clone());
+                    async move {
+                        tokio::spawn(
+                            async move { run_once(&dag, &policies, concurrency, false).await },
+                        )
+                        .await
+                        .expect("run task");
+                    }
+                });
+            });
         }
     }
     group.finish();

@@ -202,8 +202,8 @@ fn partitions() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-/// weir's `sql` operator; returns the rows written.
-async fn weir_stage(dir: &FsPath, file: &str, sql: &str) -> u64 {
+/// A stage context as the engine builds one, with `events` registered.
+async fn weir_context(dir: &FsPath, file: &str) -> (SessionContext, Arc<dyn ObjectStore>) {
     let lake: Arc<dyn ObjectStore> =
         Arc::new(LocalFileSystem::new_with_prefix(dir).expect("local store"));
     let out: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
@@ -216,6 +216,12 @@ async fn weir_stage(dir: &FsPath, file: &str, sql: &str) -> u64 {
         format: Format::Parquet,
     };
     register_input(&ctx, &input).await.expect("register input");
+    (ctx, out)
+}
+
+/// weir's `sql` operator; returns the rows written.
+async fn weir_stage(dir: &FsPath, file: &str, sql: &str) -> u64 {
+    let (ctx, out) = weir_context(dir, file).await;
     let output = SqlOutput {
         store: "out".into(),
         prefix: Path::from("result/v-1"),
@@ -223,6 +229,20 @@ async fn weir_stage(dir: &FsPath, file: &str, sql: &str) -> u64 {
     };
     let files = run_query(&ctx, sql, out, &output).await.expect("run query");
     files.iter().map(|f| f.rows).sum()
+}
+
+/// weir's context, result collected instead of written: splits weir's cost
+/// into context (this vs bare collect) and writer (weir vs this).
+async fn weir_collect(dir: &FsPath, file: &str, sql: &str) -> u64 {
+    let (ctx, _) = weir_context(dir, file).await;
+    let batches = ctx
+        .sql(sql)
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("collect");
+    batches.iter().map(|b| b.num_rows() as u64).sum()
 }
 
 async fn bare_context(input: &FsPath) -> SessionContext {
@@ -272,6 +292,60 @@ async fn bare_write(input: &FsPath, out: &FsPath, sql: &str) -> u64 {
         .map_or(0, |c| c.value(0))
 }
 
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Rounds of the four variants back to back, in rotating order. Other work
+/// on the machine then slows them alike, so ratios of these medians are
+/// steadier than ratios of criterion groups measured seconds apart.
+/// `WEIR_BENCH_ROUNDS` sets the rounds (0 skips this).
+fn paired(
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    dir: &FsPath,
+    file: &str,
+    input: &FsPath,
+    out: &FsPath,
+    query: &str,
+) {
+    let rounds: usize = std::env::var("WEIR_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10);
+    if rounds == 0 {
+        return;
+    }
+    let mut times: [Vec<f64>; 4] = Default::default();
+    for round in 0..rounds {
+        for k in 0..4 {
+            let which = (round + k) % 4;
+            let started = Instant::now();
+            rt.block_on(async {
+                match which {
+                    0 => weir_stage(dir, file, query).await,
+                    1 => weir_collect(dir, file, query).await,
+                    2 => bare_collect(input, query).await,
+                    _ => bare_write(input, out, query).await,
+                }
+            });
+            if let Some(t) = times.get_mut(which) {
+                t.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let [weir, weir_collect, collect, write] = times.map(median);
+    eprintln!(
+        "{name} paired medians over {rounds} rounds: weir {weir:.1} ms, weir_collect \
+         {weir_collect:.1} ms, bare_collect {collect:.1} ms, bare_write {write:.1} ms; \
+         weir/bare_collect {:.3}, weir/bare_write {:.3}, weir_collect/bare_collect {:.3}",
+        weir / collect,
+        weir / write,
+        weir_collect / collect,
+    );
+}
+
 fn sql(c: &mut Criterion) {
     let rows = std::env::var("WEIR_BENCH_ROWS")
         .ok()
@@ -296,6 +370,7 @@ fn sql(c: &mut Criterion) {
             "{name}: weir and bare DataFusion disagree"
         );
         eprintln!("{name}: {weir_rows} result rows");
+        paired(&rt, name, &dir, &file, &input, out.path(), query);
 
         let mut group = c.benchmark_group(format!("sql_{name}"));
         group

@@ -251,11 +251,18 @@ pub async fn current_files(
     path: &Path,
 ) -> Result<Vec<Path>> {
     match resolve_read(store.as_ref(), dataset, path).await? {
-        ReadLocation::Version { prefix, manifest } => Ok(manifest
+        // A file name may hold `/` (a command stage's nested outputs): parse
+        // it as a path, never as one segment (which would encode the `/`).
+        ReadLocation::Version { prefix, manifest } => manifest
             .files
             .iter()
-            .map(|f| prefix.clone().join(f.name.as_str()))
-            .collect()),
+            .map(|f| {
+                Path::parse(format!("{prefix}/{}", f.name)).map_err(|e| Error::Manifest {
+                    path: prefix.to_string(),
+                    message: format!("invalid file name in manifest: {e}"),
+                })
+            })
+            .collect(),
         ReadLocation::File(p) => Ok(vec![p]),
         ReadLocation::Folder(p) => store
             .list(Some(&p))

@@ -12,6 +12,7 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 use weir_spec::{Pipeline, Stage, StageKind};
 
+use crate::command::{self, CommandJob, DatasetRef};
 use crate::dataset::{self, Manifest};
 use crate::error::{Error, Result};
 use crate::record::{OutputRecord, RunRecord, RunStatus, RunStore, StageRecord, StageState};
@@ -189,6 +190,7 @@ impl Engine {
             pipeline: pipeline.clone(),
             stores,
             run_id,
+            state_dir: self.config.state_dir.clone(),
             partitions: self.config.partitions,
             rows: Mutex::new(HashMap::new()),
             security: security.clone(),
@@ -356,6 +358,8 @@ struct PipelineRunner {
     pipeline: Arc<Pipeline>,
     stores: StoreSet,
     run_id: String,
+    /// The engine's state folder; command logs go under `runs/<run_id>/`.
+    state_dir: PathBuf,
     partitions: usize,
     /// Rows written by succeeded stages, filled before `run` returns so the
     /// scheduler's `Finished` event can report them.
@@ -525,6 +529,45 @@ impl StageRunner for PipelineRunner {
         let stores = self.open_attempt(index, stage, attempt).await?;
         let output = match &stage.kind {
             StageKind::Sql { sql } => self.run_sql(&stores, stage, sql, attempt).await?,
+            StageKind::Command {
+                argv,
+                shell,
+                workdir,
+                env,
+            } => {
+                let datasets = |names: &[String]| -> Result<Vec<DatasetRef>> {
+                    names
+                        .iter()
+                        .map(|name| {
+                            let (_, store, path) = self.locate(&stores, name)?;
+                            Ok(DatasetRef {
+                                name: name.clone(),
+                                store,
+                                path,
+                            })
+                        })
+                        .collect()
+                };
+                let job = CommandJob {
+                    run_id: &self.run_id,
+                    stage: &stage.name,
+                    attempt,
+                    argv,
+                    shell: *shell,
+                    workdir: workdir.as_deref(),
+                    env,
+                    inputs: datasets(&stage.inputs)?,
+                    outputs: datasets(&stage.outputs)?,
+                    log_path: self
+                        .state_dir
+                        .join("runs")
+                        .join(&self.run_id)
+                        .join(format!("{}-a{attempt}.log", stage.name)),
+                };
+                StageOutput {
+                    outputs: command::run(job).await?,
+                }
+            }
             #[allow(unreachable_patterns)]
             other => {
                 return Err(Error::Internal {

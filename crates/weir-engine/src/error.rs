@@ -89,6 +89,20 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A command stage could not be set up, or its outputs were unusable.
+    #[error("command: {message}")]
+    Command {
+        /// What went wrong (never a token or an environment value).
+        message: String,
+    },
+    /// A command stage's program exited unsuccessfully.
+    #[error("{}", command_failed(status, stderr_tail))]
+    CommandFailed {
+        /// The exit status, e.g. `exit status: 3` or `signal: 9 (SIGKILL)`.
+        status: String,
+        /// The last lines of its stderr, redacted.
+        stderr_tail: String,
+    },
     /// A broken internal invariant.
     #[error("internal error: {message}")]
     Internal {
@@ -128,6 +142,14 @@ impl Error {
 impl From<datafusion::error::DataFusionError> for Error {
     fn from(source: datafusion::error::DataFusionError) -> Self {
         Error::Query { source }
+    }
+}
+
+fn command_failed(status: &str, tail: &str) -> String {
+    if tail.trim().is_empty() {
+        format!("command failed ({status}) and wrote nothing to stderr")
+    } else {
+        format!("command failed ({status}); last lines of stderr:\n{tail}")
     }
 }
 

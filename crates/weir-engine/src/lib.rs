@@ -1,7 +1,9 @@
 //! weir-engine: runs validated pipelines.
 //!
 //! It schedules a pipeline's stage DAG ([`scheduler`]), runs each stage's
-//! operator (SQL through DataFusion, [`sql`]), and commits outputs atomically
+//! operator (SQL through DataFusion, [`sql`]; programs such as ML training
+//! jobs as `command` stages, in a private folder with an empty environment),
+//! and commits outputs atomically
 //! ([`dataset`]). Run records persist in the state directory ([`record`]).
 //!
 //! # Guarantees
@@ -26,6 +28,7 @@
 )]
 
 pub mod audit;
+mod command;
 pub mod dataset;
 mod engine;
 mod error;

@@ -42,6 +42,7 @@
     )
 )]
 
+mod command;
 mod dag;
 pub mod decode;
 mod diagnostic;

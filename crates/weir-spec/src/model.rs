@@ -134,6 +134,22 @@ pub enum StageKind {
         /// The query.
         sql: String,
     },
+    /// A program (an ML training job, a script) run as a child process that
+    /// sees only its materialized inputs and writes its outputs to folders
+    /// weir then commits.
+    Command {
+        /// The program and its arguments; with `shell`, a single element:
+        /// the script run by `/bin/sh -c`. Never empty.
+        argv: Vec<String>,
+        /// Whether `argv[0]` is a shell script.
+        shell: bool,
+        /// Working folder, absolute (resolved against the pipeline file's
+        /// folder during loading); `None`: the attempt's private folder.
+        workdir: Option<PathBuf>,
+        /// Names of environment variables passed through from weir's own
+        /// environment. Never `WEIR_*` or an obvious credential name.
+        env: Vec<String>,
+    },
 }
 
 impl StageKind {
@@ -141,6 +157,7 @@ impl StageKind {
     pub fn name(&self) -> &'static str {
         match self {
             StageKind::Sql { .. } => "sql",
+            StageKind::Command { .. } => "command",
         }
     }
 }

@@ -94,7 +94,7 @@ pub(crate) fn decode(
             "the pipeline",
             "add `stages:` with at least one stage",
         )
-        .map(|n| stage::decode_stages(cx, n, &defaults))
+        .map(|n| stage::decode_stages(cx, n, &defaults, base_dir))
         .unwrap_or_default();
 
     rules::check_overlaps(cx, &datasets);

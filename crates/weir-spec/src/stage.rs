@@ -1,8 +1,10 @@
 //! Stages: YAML nodes -> [`RawStage`]s, kept even when incomplete so that
 //! the cross-checks in [`crate::rules`] still see them.
 
+use std::path::Path;
 use std::time::Duration;
 
+use crate::command::{decode_command, refuse_command_fields};
 use crate::decode::{self, Ctx, NameKind};
 use crate::diagnostic::{Location, did_you_mean};
 use crate::model::{Defaults, Stage, StageKind};
@@ -19,9 +21,13 @@ const STAGE: &[&str] = &[
     "retries",
     "timeout",
     "sql",
+    "run",
+    "shell",
+    "workdir",
+    "env",
 ];
-const KINDS: &[&str] = &["sql"];
-const LATER_KINDS: &[&str] = &["command", "validate", "split"];
+const KINDS: &[&str] = &["sql", "command"];
+const LATER_KINDS: &[&str] = &["validate", "split"];
 
 /// A stage as read, possibly incomplete, with the locations messages point at.
 ///
@@ -72,6 +78,7 @@ pub(crate) fn decode_stages(
     cx: &mut Ctx,
     node: &Node,
     defaults: &Defaults,
+    base_dir: &Path,
 ) -> (Vec<RawStage>, Vec<String>) {
     let NodeKind::Seq(items) = &node.kind else {
         cx.error(
@@ -89,7 +96,7 @@ pub(crate) fn decode_stages(
     let mut out: Vec<RawStage> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let name = declared.get(i).copied().flatten();
-        let Some(mut stage) = decode_stage(cx, item, i, name, defaults) else {
+        let Some(mut stage) = decode_stage(cx, item, i, name, defaults, base_dir) else {
             continue;
         };
         if let Some(name) = &stage.name
@@ -125,6 +132,7 @@ fn decode_stage(
     index: usize,
     declared: Option<&str>,
     defaults: &Defaults,
+    base_dir: &Path,
 ) -> Option<RawStage> {
     let errors_before = cx.error_count();
     let label = match declared {
@@ -146,7 +154,7 @@ fn decode_stage(
     let name = name_node.and_then(|n| decode::name(cx, n, "stage name", NameKind::Stage));
     let kind = f
         .required(cx, "kind", &label, "add `kind: sql`")
-        .and_then(|n| decode_kind(cx, n, &f, &label));
+        .and_then(|n| decode_kind(cx, n, &f, &label, base_dir));
     let inputs = f
         .get("inputs")
         .and_then(|n| decode::name_list(cx, n, "`inputs`", "dataset name", NameKind::Identifier))
@@ -193,6 +201,16 @@ fn decode_stage(
         )
         .hint(hint);
     }
+    if let (Some(StageKind::Command { .. }), Some(n)) = (&kind, outputs_node)
+        && let NodeKind::Seq(items) = &n.kind
+        && items.is_empty()
+    {
+        cx.error(
+            &n.loc,
+            format!("{label}: a `command` stage writes at least one output, found none"),
+        )
+        .hint("name the datasets the command writes, e.g. `outputs: [model]`");
+    }
     Some(RawStage {
         name_loc: name_node.map_or_else(|| f.loc.clone(), |n| n.loc.clone()),
         label,
@@ -208,10 +226,17 @@ fn decode_stage(
     })
 }
 
-fn decode_kind(cx: &mut Ctx, node: &Node, f: &decode::Fields<'_>, what: &str) -> Option<StageKind> {
+fn decode_kind(
+    cx: &mut Ctx,
+    node: &Node,
+    f: &decode::Fields<'_>,
+    what: &str,
+    base_dir: &Path,
+) -> Option<StageKind> {
     let kind = decode::string(cx, node, "stage `kind`")?;
     match kind.as_str() {
         "sql" => {
+            refuse_command_fields(cx, f, what, "sql");
             let sql_node = f.required(cx, "sql", what, "add `sql: SELECT ... FROM <input>`")?;
             let sql = decode::string(cx, sql_node, "`sql`")?;
             if sql.trim().is_empty() {
@@ -221,6 +246,7 @@ fn decode_kind(cx: &mut Ctx, node: &Node, f: &decode::Fields<'_>, what: &str) ->
             }
             Some(StageKind::Sql { sql })
         }
+        "command" => decode_command(cx, f, what, base_dir),
         k if LATER_KINDS.contains(&k) => {
             cx.error(
                 &node.loc,
