@@ -31,11 +31,12 @@ use arrow::record_batch::RecordBatch;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::{ArrowWriter, AsyncArrowWriter};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use weir_engine::dataset::ReadLocation;
@@ -231,6 +232,35 @@ async fn weir_stage(dir: &FsPath, file: &str, sql: &str) -> u64 {
     files.iter().map(|f| f.rows).sum()
 }
 
+/// weir's context with the writer `run_query` used before it switched to
+/// DataFusion's parallel sink (commit d109bba): one `AsyncArrowWriter`,
+/// Snappy, streaming into the store. Kept to compare the two writers.
+async fn weir_stream_writer(dir: &FsPath, file: &str, sql: &str) -> u64 {
+    let (ctx, out) = weir_context(dir, file).await;
+    let mut stream = ctx
+        .sql(sql)
+        .await
+        .expect("plan")
+        .execute_stream()
+        .await
+        .expect("execute");
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let path = Path::from("result/v-1/part-00000.parquet");
+    let sink = object_store::buffered::BufWriter::new(out, path);
+    let mut writer =
+        AsyncArrowWriter::try_new(sink, stream.schema(), Some(props)).expect("parquet writer");
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.expect("batch");
+        rows += batch.num_rows() as u64;
+        writer.write(&batch).await.expect("write batch");
+    }
+    writer.close().await.expect("close parquet");
+    rows
+}
+
 /// weir's context, result collected instead of written: splits weir's cost
 /// into context (this vs bare collect) and writer (weir vs this).
 async fn weir_collect(dir: &FsPath, file: &str, sql: &str) -> u64 {
@@ -297,7 +327,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Rounds of the four variants back to back, in rotating order. Other work
+/// Rounds of the five variants back to back, in rotating order. Other work
 /// on the machine then slows them alike, so ratios of these medians are
 /// steadier than ratios of criterion groups measured seconds apart.
 /// `WEIR_BENCH_ROUNDS` sets the rounds (0 skips this).
@@ -317,17 +347,18 @@ fn paired(
     if rounds == 0 {
         return;
     }
-    let mut times: [Vec<f64>; 4] = Default::default();
+    let mut times: [Vec<f64>; 5] = Default::default();
     for round in 0..rounds {
-        for k in 0..4 {
-            let which = (round + k) % 4;
+        for k in 0..5 {
+            let which = (round + k) % 5;
             let started = Instant::now();
             rt.block_on(async {
                 match which {
                     0 => weir_stage(dir, file, query).await,
                     1 => weir_collect(dir, file, query).await,
                     2 => bare_collect(input, query).await,
-                    _ => bare_write(input, out, query).await,
+                    3 => bare_write(input, out, query).await,
+                    _ => weir_stream_writer(dir, file, query).await,
                 }
             });
             if let Some(t) = times.get_mut(which) {
@@ -335,14 +366,17 @@ fn paired(
             }
         }
     }
-    let [weir, weir_collect, collect, write] = times.map(median);
+    let [weir, weir_collect, collect, write, stream_writer] = times.map(median);
     eprintln!(
         "{name} paired medians over {rounds} rounds: weir {weir:.1} ms, weir_collect \
-         {weir_collect:.1} ms, bare_collect {collect:.1} ms, bare_write {write:.1} ms; \
-         weir/bare_collect {:.3}, weir/bare_write {:.3}, weir_collect/bare_collect {:.3}",
+         {weir_collect:.1} ms, bare_collect {collect:.1} ms, bare_write {write:.1} ms, \
+         weir_stream_writer {stream_writer:.1} ms; weir/bare_collect {:.3}, \
+         weir/bare_write {:.3}, weir_collect/bare_collect {:.3}, \
+         weir_stream_writer/bare_write {:.3}",
         weir / collect,
         weir / write,
         weir_collect / collect,
+        stream_writer / write,
     );
 }
 
