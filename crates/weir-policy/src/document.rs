@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use weir_spec::decode::{self, Ctx, NameKind};
+use weir_spec::decode::{self, Ctx, NameKind, StoreUrl};
 use weir_spec::yaml::{Node, NodeKind, truncate};
 use weir_spec::{Location, did_you_mean};
 
@@ -126,24 +126,24 @@ fn decode_store(
         "bind the store to a folder, e.g. `url: ../examples/data`",
     )?;
     let url = decode::string(cx, url_node, "`url`")?;
-    let local = if let Some(rest) = url.strip_prefix("file://") {
-        rest
-    } else if url.starts_with("s3://") {
-        cx.error(
-            &url_node.loc,
-            "S3 stores are not supported by this build of weir yet",
-        )
-        .hint("bind the store to a local folder for now, e.g. `url: ../examples/data`");
-        return None;
-    } else if let Some((scheme, _)) = url.split_once("://") {
-        cx.error(
-            &url_node.loc,
-            format!("unknown store scheme `{}`", truncate(scheme)),
-        )
-        .hint("use a local folder (relative to this policy file, or absolute) or `file://`");
-        return None;
-    } else {
-        url.as_str()
+    let local = match decode::classify_store_url(&url) {
+        StoreUrl::Local(folder) => folder,
+        StoreUrl::S3 => {
+            cx.error(
+                &url_node.loc,
+                "S3 stores are not supported by this build of weir yet",
+            )
+            .hint("bind the store to a local folder for now, e.g. `url: ../examples/data`");
+            return None;
+        }
+        StoreUrl::UnknownScheme(scheme) => {
+            cx.error(
+                &url_node.loc,
+                format!("unknown store scheme `{}`", truncate(scheme)),
+            )
+            .hint("use a local folder (relative to this policy file, or absolute) or `file://`");
+            return None;
+        }
     };
     if local.is_empty() {
         cx.error(&url_node.loc, format!("{what} has an empty `url`"));

@@ -321,6 +321,30 @@ fn spelled_out_duration(text: &str) -> Option<String> {
     Some(format!("{num}{unit}"))
 }
 
+/// What a store `url` names, before any diagnostics are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreUrl<'a> {
+    /// A local folder: the text after `file://`, or the whole plain path.
+    Local(&'a str),
+    /// An `s3://` URL (not supported by this build yet).
+    S3,
+    /// Some other `scheme://`.
+    UnknownScheme(&'a str),
+}
+
+/// Classifies a store `url`, so pipelines and policies read URLs the same way.
+pub fn classify_store_url(url: &str) -> StoreUrl<'_> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        StoreUrl::Local(rest)
+    } else if url.starts_with("s3://") {
+        StoreUrl::S3
+    } else if let Some((scheme, _)) = url.split_once("://") {
+        StoreUrl::UnknownScheme(scheme)
+    } else {
+        StoreUrl::Local(url)
+    }
+}
+
 /// Parses `1h30m`, `90s`, `250ms`. Returns `None` on anything else.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::decode::{self, Ctx, NameKind};
+use crate::decode::{self, Ctx, NameKind, StoreUrl};
 use crate::diagnostic::{Location, did_you_mean};
 use crate::model::{Dataset, Defaults, Format, Pipeline, Stage, Store, StoreLocation};
 use crate::rules;
@@ -204,28 +204,29 @@ fn decode_store(cx: &mut Ctx, name: &str, node: &Node, base_dir: &Path) -> Optio
         "add `url: ./data`, a folder relative to the pipeline file",
     )?;
     let url = decode::string(cx, url_node, "`url`")?;
-    let location = if let Some(rest) = url.strip_prefix("file://") {
-        StoreLocation::Local(base_dir.join(rest))
-    } else if url.starts_with("s3://") {
-        cx.error(
-            &url_node.loc,
-            "S3 stores are not supported by this build of weir yet",
-        )
-        .hint("use a local folder for now, e.g. `url: ../data`");
-        return None;
-    } else if let Some((scheme, _)) = url.split_once("://") {
-        cx.error(
-            &url_node.loc,
-            format!("unknown store scheme `{}`", truncate(scheme)),
-        )
-        .hint("use a local folder (relative to the pipeline file, or absolute) or `file://`");
-        return None;
-    } else if url.is_empty() {
-        cx.error(&url_node.loc, "store `url` is empty")
-            .hint("write a folder, e.g. `url: ./data`");
-        return None;
-    } else {
-        StoreLocation::Local(base_dir.join(&url))
+    let location = match decode::classify_store_url(&url) {
+        StoreUrl::S3 => {
+            cx.error(
+                &url_node.loc,
+                "S3 stores are not supported by this build of weir yet",
+            )
+            .hint("use a local folder for now, e.g. `url: ../data`");
+            return None;
+        }
+        StoreUrl::UnknownScheme(scheme) => {
+            cx.error(
+                &url_node.loc,
+                format!("unknown store scheme `{}`", truncate(scheme)),
+            )
+            .hint("use a local folder (relative to the pipeline file, or absolute) or `file://`");
+            return None;
+        }
+        StoreUrl::Local(_) if url.is_empty() => {
+            cx.error(&url_node.loc, "store `url` is empty")
+                .hint("write a folder, e.g. `url: ./data`");
+            return None;
+        }
+        StoreUrl::Local(folder) => StoreLocation::Local(base_dir.join(folder)),
     };
     Some(Store {
         name: name.to_owned(),
