@@ -35,9 +35,11 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
+use weir_spec::{Access, Format};
 
 use crate::dataset::{self, Manifest, ManifestFile, ReadLocation};
 use crate::error::{Error, Result};
+use crate::presign::{self, Presigner};
 use crate::record::OutputRecord;
 
 /// `PATH` given to a child unless the stage allowlists `PATH`.
@@ -55,6 +57,9 @@ pub(crate) struct DatasetRef {
     pub(crate) name: String,
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) path: Path,
+    pub(crate) format: Format,
+    /// Present when the dataset is in an S3 store.
+    pub(crate) presigner: Option<Presigner>,
 }
 
 /// One attempt of a command stage.
@@ -66,6 +71,7 @@ pub(crate) struct CommandJob<'a> {
     pub(crate) shell: bool,
     pub(crate) workdir: Option<&'a FsPath>,
     pub(crate) env: &'a [String],
+    pub(crate) access: Access,
     pub(crate) inputs: Vec<DatasetRef>,
     pub(crate) outputs: Vec<DatasetRef>,
     /// `<state_dir>/runs/<run_id>/<stage>-a<attempt>.log`.
@@ -80,45 +86,29 @@ pub(crate) async fn run(job: CommandJob<'_>) -> Result<Vec<OutputRecord>> {
         .tempdir()
         .map_err(|e| Error::io(&std::env::temp_dir(), e))?;
     let root = private.path().to_path_buf();
-    let mut vars: Vec<(String, String)> = Vec::new();
-    for input in &job.inputs {
-        let dir = root.join("in").join(&input.name);
-        create_dir(&dir).await?;
-        materialize(input, &dir).await?;
-        vars.push((env_name("WEIR_INPUT_", &input.name), display(&dir)));
-    }
-    for output in &job.outputs {
-        let dir = root.join("out").join(&output.name);
-        create_dir(&dir).await?;
-        vars.push((env_name("WEIR_OUTPUT_", &output.name), display(&dir)));
-    }
+    let version = dataset::version_name(job.run_id, job.attempt);
+    let vars = match job.access {
+        Access::Materialized => prepare_files(&job, &root).await?,
+        Access::Presigned { parts } => prepare_urls(&job, &root, &version, parts).await?,
+    };
     let (env, secrets) = child_env(job.env, &root, vars, &job);
     let redactor = Redactor::new(secrets);
     let workdir = job
         .workdir
         .map_or_else(|| root.clone(), FsPath::to_path_buf);
     execute(&job, &workdir, env, &redactor).await?;
-    // Check every output before uploading any, and upload all before
-    // committing any: a failure leaves no output committed.
-    let mut found = Vec::with_capacity(job.outputs.len());
-    for output in &job.outputs {
-        let dir = root.join("out").join(&output.name);
-        let files = tokio::task::spawn_blocking(move || walk(&dir))
-            .await
-            .map_err(|e| Error::Internal {
-                message: format!("listing outputs: {e}"),
-            })??;
-        if files.is_empty() {
-            return Err(Error::Command {
-                message: format!("command wrote nothing to output `{}`", output.name),
-            });
+    let files = match job.access {
+        Access::Materialized => upload_files(&job, &root, &version).await?,
+        Access::Presigned { parts } => {
+            let mut all = Vec::with_capacity(job.outputs.len());
+            for output in &job.outputs {
+                all.push(presign::collect_outputs(output, &version, parts).await?);
+            }
+            all
         }
-        found.push(files);
-    }
-    let version = dataset::version_name(job.run_id, job.attempt);
+    };
     let mut manifests = Vec::with_capacity(job.outputs.len());
-    for (output, files) in job.outputs.iter().zip(found) {
-        let files = upload(output, files, &version).await?;
+    for (output, files) in job.outputs.iter().zip(files) {
         let rows = files.iter().map(|f| f.rows).sum();
         manifests.push(Manifest {
             format_version: 1,
@@ -144,6 +134,90 @@ pub(crate) async fn run(job: CommandJob<'_>) -> Result<Vec<OutputRecord>> {
         });
     }
     Ok(records)
+}
+
+/// Materialized access: copies inputs into `in/<name>/` and creates
+/// `out/<name>/`; returns the `WEIR_INPUT_*`/`WEIR_OUTPUT_*` variables.
+async fn prepare_files(job: &CommandJob<'_>, root: &FsPath) -> Result<Vec<(String, String)>> {
+    let mut vars = vec![("WEIR_ACCESS".to_owned(), "materialized".to_owned())];
+    for input in &job.inputs {
+        let dir = root.join("in").join(&input.name);
+        create_dir(&dir).await?;
+        materialize(input, &dir).await?;
+        vars.push((env_name("WEIR_INPUT_", &input.name), display(&dir)));
+    }
+    for output in &job.outputs {
+        let dir = root.join("out").join(&output.name);
+        create_dir(&dir).await?;
+        vars.push((env_name("WEIR_OUTPUT_", &output.name), display(&dir)));
+    }
+    Ok(vars)
+}
+
+/// Presigned access: writes `in/<name>.json` and `out/<name>.json` with the
+/// URLs; returns the variables naming those files.
+async fn prepare_urls(
+    job: &CommandJob<'_>,
+    root: &FsPath,
+    version: &str,
+    parts: u32,
+) -> Result<Vec<(String, String)>> {
+    let mut vars = vec![("WEIR_ACCESS".to_owned(), "presigned".to_owned())];
+    create_dir(&root.join("in")).await?;
+    create_dir(&root.join("out")).await?;
+    for input in &job.inputs {
+        let file = root.join("in").join(format!("{}.json", input.name));
+        presign::input_urls(input, &file).await?;
+        vars.push((env_name("WEIR_INPUT_", &input.name), display(&file)));
+    }
+    for output in &job.outputs {
+        let file = root.join("out").join(format!("{}.json", output.name));
+        presign::output_urls(output, version, parts, &file).await?;
+        vars.push((env_name("WEIR_OUTPUT_", &output.name), display(&file)));
+    }
+    Ok(vars)
+}
+
+/// Materialized access: checks every output folder, then uploads them all
+/// (before anything is committed, so a failure commits nothing).
+async fn upload_files(
+    job: &CommandJob<'_>,
+    root: &FsPath,
+    version: &str,
+) -> Result<Vec<Vec<ManifestFile>>> {
+    let mut found = Vec::with_capacity(job.outputs.len());
+    for output in &job.outputs {
+        let dir = root.join("out").join(&output.name);
+        let files = tokio::task::spawn_blocking(move || walk(&dir))
+            .await
+            .map_err(|e| Error::Internal {
+                message: format!("listing outputs: {e}"),
+            })??;
+        if files.is_empty() {
+            return Err(Error::Command {
+                message: format!("command wrote nothing to output `{}`", output.name),
+            });
+        }
+        found.push(files);
+    }
+    let mut uploaded = Vec::with_capacity(found.len());
+    for (output, files) in job.outputs.iter().zip(found) {
+        uploaded.push(upload(output, files, version).await?);
+    }
+    Ok(uploaded)
+}
+
+/// Writes `body` to a new file readable only by weir's user (0600).
+pub(crate) async fn write_private(file: &FsPath, body: &[u8]) -> Result<()> {
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .await
+        .map_err(|e| Error::io(file, e))?;
+    f.write_all(body).await.map_err(|e| Error::io(file, e))?;
+    f.flush().await.map_err(|e| Error::io(file, e))
 }
 
 fn display(p: &FsPath) -> String {
@@ -323,7 +397,14 @@ async fn execute(
     let mut log = tokio::fs::File::create(&job.log_path)
         .await
         .map_err(|e| Error::io(&job.log_path, e))?;
-    let mut cmd = tokio::process::Command::new(program);
+    // A relative program path with a `/` means "relative to the working
+    // folder", whatever the platform's spawn would do with it.
+    let resolved = if !job.shell && program.contains('/') && FsPath::new(program).is_relative() {
+        workdir.join(program)
+    } else {
+        PathBuf::from(program)
+    };
+    let mut cmd = tokio::process::Command::new(&resolved);
     cmd.args(&args)
         .env_clear()
         .envs(env)
@@ -452,7 +533,7 @@ impl Redactor {
     }
 
     fn redact(&self, line: &str) -> String {
-        let mut out = redact_jwts(line);
+        let mut out = redact_signatures(&redact_jwts(line));
         for secret in &self.secrets {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), "***");
@@ -497,6 +578,31 @@ fn redact_jwts(line: &str) -> String {
         } else {
             i = start + 3;
         }
+    }
+    out.push_str(line.get(copied..).unwrap_or_default());
+    out
+}
+
+/// Replaces the value of every `X-Amz-Signature=` (any case) with `***`,
+/// so a presigned URL the child prints is useless in the logs.
+fn redact_signatures(line: &str) -> String {
+    const KEY: &str = "x-amz-signature=";
+    let lower = line.to_ascii_lowercase();
+    let mut out = String::with_capacity(line.len());
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = lower.get(from..).and_then(|rest| rest.find(KEY)) {
+        let value_start = from + found + KEY.len();
+        let value_len = lower
+            .get(value_start..)
+            .unwrap_or_default()
+            .bytes()
+            .take_while(u8::is_ascii_alphanumeric)
+            .count();
+        out.push_str(line.get(copied..value_start).unwrap_or_default());
+        out.push_str("***");
+        copied = value_start + value_len;
+        from = copied;
     }
     out.push_str(line.get(copied..).unwrap_or_default());
     out
@@ -597,6 +703,18 @@ mod tests {
         let r = Redactor::new(vec!["hunter22".into()]);
         let line = "token=eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln-_x pw=hunter22 eyJnot.a";
         assert_eq!(r.redact(line), "token=*** pw=*** eyJnot.a");
+    }
+
+    #[test]
+    fn presigned_signatures_are_redacted() {
+        let r = Redactor::new(Vec::new());
+        let line = "GET http://127.0.0.1:9/b/k?X-Amz-Date=1&X-Amz-Signature=ab12cd&x=1 \
+                    x-amz-signature=FFee00 X-Amz-Signature=";
+        assert_eq!(
+            r.redact(line),
+            "GET http://127.0.0.1:9/b/k?X-Amz-Date=1&X-Amz-Signature=***&x=1 \
+                    x-amz-signature=*** X-Amz-Signature=***"
+        );
     }
 
     #[test]

@@ -153,11 +153,13 @@ pub async fn resolve_read(
     dataset: &str,
     path: &Path,
 ) -> Result<ReadLocation> {
-    match store.head(path).await {
+    let head_error = match store.head(path).await {
         Ok(_) => return Ok(ReadLocation::File(path.clone())),
-        Err(object_store::Error::NotFound { .. }) => {}
-        Err(source) => return Err(Error::store(path, source)),
-    }
+        Err(object_store::Error::NotFound { .. }) => None,
+        // Some S3-compatible servers answer a HEAD on a "folder" with an
+        // error other than 404; the manifest or a listing settles it.
+        Err(source) => Some(source),
+    };
     if let Some(manifest) = read_manifest(store, path).await? {
         return Ok(ReadLocation::Version {
             prefix: path.clone().join(manifest.version.as_str()),
@@ -165,10 +167,10 @@ pub async fn resolve_read(
         });
     }
     let mut listing = store.list(Some(path));
-    match listing.next().await {
-        Some(Ok(_)) => Ok(ReadLocation::Folder(path.clone())),
-        Some(Err(source)) => Err(Error::store(path, source)),
-        None => Err(Error::MissingInput {
+    match (listing.next().await, head_error) {
+        (Some(Ok(_)), _) => Ok(ReadLocation::Folder(path.clone())),
+        (_, Some(source)) | (Some(Err(source)), None) => Err(Error::store(path, source)),
+        (None, None) => Err(Error::MissingInput {
             dataset: dataset.to_owned(),
             path: path.to_string(),
         }),

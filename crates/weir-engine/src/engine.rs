@@ -10,11 +10,12 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
-use weir_spec::{Pipeline, Stage, StageKind};
+use weir_spec::{Format, Pipeline, Stage, StageKind};
 
 use crate::command::{self, CommandJob, DatasetRef};
 use crate::dataset::{self, Manifest};
 use crate::error::{Error, Result};
+use crate::presign::Presigner;
 use crate::record::{OutputRecord, RunRecord, RunStatus, RunStore, StageRecord, StageState};
 use crate::scheduler::{End, Outcome, StageEvent, StagePolicy, StageRunner, run_dag};
 use crate::security::{IssuedTokens, Security};
@@ -423,12 +424,28 @@ impl PipelineRunner {
         Ok((ds.store.clone(), store, path))
     }
 
+    /// The declared format of `dataset`.
+    fn format_of(&self, dataset: &str) -> Result<Format> {
+        self.pipeline
+            .datasets
+            .get(dataset)
+            .map(|d| d.format)
+            .ok_or_else(|| Error::Internal {
+                message: format!("dataset `{dataset}` vanished"),
+            })
+    }
+
     /// Mints this attempt's token and builds its guarded stores.
-    async fn open_attempt(&self, index: usize, stage: &Stage, attempt: u32) -> Result<StageStores> {
+    async fn open_attempt(
+        &self,
+        index: usize,
+        stage: &Stage,
+        attempt: u32,
+    ) -> Result<(StageStores, HashMap<String, Presigner>)> {
         let scope = self.scopes.get(index).ok_or_else(|| Error::Internal {
             message: format!("no compiled scope for stage #{index}"),
         })?;
-        let (claims, stores) = self
+        let access = self
             .security
             .stage_stores(
                 &self.stores,
@@ -439,11 +456,11 @@ impl PipelineRunner {
                 scope,
             )
             .await?;
-        self.issued.push(claims);
+        self.issued.push(access.claims);
         if let Ok(mut live) = self.attempt_stores.lock() {
-            live.insert((index, attempt), stores.clone());
+            live.insert((index, attempt), access.stores.clone());
         }
-        Ok(stores)
+        Ok((access.stores, access.presigners))
     }
 
     async fn run_sql(
@@ -526,7 +543,7 @@ impl StageRunner for PipelineRunner {
     async fn run(&self, index: usize, attempt: u32) -> Result<StageOutput> {
         let stage = self.stage(index)?;
         tracing::info!(stage = %stage.name, attempt, "stage started");
-        let stores = self.open_attempt(index, stage, attempt).await?;
+        let (stores, presigners) = self.open_attempt(index, stage, attempt).await?;
         let output = match &stage.kind {
             StageKind::Sql { sql } => self.run_sql(&stores, stage, sql, attempt).await?,
             StageKind::Command {
@@ -534,16 +551,19 @@ impl StageRunner for PipelineRunner {
                 shell,
                 workdir,
                 env,
+                access,
             } => {
                 let datasets = |names: &[String]| -> Result<Vec<DatasetRef>> {
                     names
                         .iter()
                         .map(|name| {
-                            let (_, store, path) = self.locate(&stores, name)?;
+                            let (store_name, store, path) = self.locate(&stores, name)?;
                             Ok(DatasetRef {
                                 name: name.clone(),
                                 store,
                                 path,
+                                format: self.format_of(name)?,
+                                presigner: presigners.get(&store_name).cloned(),
                             })
                         })
                         .collect()
@@ -556,6 +576,7 @@ impl StageRunner for PipelineRunner {
                     shell: *shell,
                     workdir: workdir.as_deref(),
                     env,
+                    access: *access,
                     inputs: datasets(&stage.inputs)?,
                     outputs: datasets(&stage.outputs)?,
                     log_path: self

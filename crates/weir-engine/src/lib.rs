@@ -32,6 +32,7 @@ mod command;
 pub mod dataset;
 mod engine;
 mod error;
+mod presign;
 pub mod record;
 pub mod registry;
 pub mod scheduler;

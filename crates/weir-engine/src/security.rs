@@ -27,6 +27,7 @@ use weir_spec::{Pipeline, Stage};
 
 use crate::audit::Audit;
 use crate::error::{Error, Result};
+use crate::presign::Presigner;
 use crate::store::StoreSet;
 use weir_audit::{Action as AuditAction, Decision};
 
@@ -37,6 +38,14 @@ pub const AUDIENCE: &str = "weir-data-plane";
 /// Slack added to a stage's timeout for its token's lifetime, so cleanup after
 /// a timed-out attempt still holds a valid token.
 pub const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+
+/// What one stage attempt may use: its verified claims, its guarded
+/// stores by store name, and a URL signer for each of them that is in S3.
+pub(crate) struct AttemptAccess {
+    pub(crate) claims: StageClaims,
+    pub(crate) stores: HashMap<String, Arc<dyn ObjectStore>>,
+    pub(crate) presigners: HashMap<String, Presigner>,
+}
 
 /// The security context of an engine: policies, keys, and the decision sink.
 pub struct Security {
@@ -111,7 +120,7 @@ impl Security {
         stage: &Stage,
         attempt: u32,
         scope: &Scope,
-    ) -> Result<(StageClaims, HashMap<String, Arc<dyn ObjectStore>>)> {
+    ) -> Result<AttemptAccess> {
         let minted = self
             .minter
             .mint(MintRequest {
@@ -143,6 +152,7 @@ impl Security {
             )
             .await?;
         let mut out: HashMap<String, Arc<dyn ObjectStore>> = HashMap::new();
+        let mut presigners = HashMap::new();
         for entry in claims.scope.entries() {
             if out.contains_key(&entry.store) {
                 continue;
@@ -160,9 +170,25 @@ impl Security {
                     .with_local_root(root.to_path_buf())
                     .map_err(Error::security)?;
             }
+            if let Some(s3) = stores.s3(&entry.store) {
+                presigners.insert(
+                    entry.store.clone(),
+                    Presigner::new(
+                        guarded.clone(),
+                        Arc::clone(&s3.bucket),
+                        s3.prefix.clone(),
+                        claims.exp,
+                        self.clock.clone(),
+                    ),
+                );
+            }
             out.insert(entry.store.clone(), Arc::new(guarded));
         }
-        Ok((claims, out))
+        Ok(AttemptAccess {
+            claims,
+            stores: out,
+            presigners,
+        })
     }
 
     /// Revokes a stage token (run end, cancel) and records it.
@@ -319,10 +345,12 @@ grants:
         let scopes = f.security.plan(&f.pipeline).unwrap();
         let scope = Scope::from(scopes.into_iter().next().unwrap());
         let stage = f.pipeline.stages.first().unwrap();
-        f.security
+        let access = f
+            .security
             .stage_stores(&f.stores, "RUN1", &f.pipeline, stage, 1, &scope)
             .await
-            .unwrap()
+            .unwrap();
+        (access.claims, access.stores)
     }
 
     #[tokio::test]

@@ -203,6 +203,7 @@ async fn child_env_has_no_canary_secret() {
     assert!(env.contains("PATH=/usr/local/bin:/usr/bin:/bin\n"), "{env}");
     assert!(env.contains("WEIR_STAGE=job\n"), "{env}");
     assert!(env.contains("WEIR_ATTEMPT=1\n"), "{env}");
+    assert!(env.contains("WEIR_ACCESS=materialized\n"), "{env}");
     assert!(
         env.contains(&format!("WEIR_RUN_ID={}\n", run.record.run_id)),
         "{env}"
@@ -217,6 +218,7 @@ async fn child_env_has_no_canary_secret() {
         "WEIR_RUN_ID",
         "WEIR_STAGE",
         "WEIR_ATTEMPT",
+        "WEIR_ACCESS",
         "PWD",
         "OLDPWD",
         "SHLVL",

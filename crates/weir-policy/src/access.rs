@@ -35,6 +35,10 @@ pub enum Operation {
     Copy,
     /// `rename_opts`.
     Rename,
+    /// Issuing a presigned GET URL (no data moves through weir).
+    PresignGet,
+    /// Issuing a presigned PUT URL.
+    PresignPut,
 }
 
 impl Operation {
@@ -53,6 +57,8 @@ impl Operation {
             Self::ListWithDelimiter => "list_with_delimiter",
             Self::Copy => "copy",
             Self::Rename => "rename",
+            Self::PresignGet => "presign_get",
+            Self::PresignPut => "presign_put",
         }
     }
 }

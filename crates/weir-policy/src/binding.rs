@@ -6,9 +6,10 @@
 //! ([`PolicySet::check_store_binding`](crate::PolicySet::check_store_binding))
 //! refuses a pipeline whose store resolves elsewhere.
 
+use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use weir_spec::{Location, StoreLocation};
+use weir_spec::{Location, S3Location, StoreLocation};
 
 use crate::error::{Error, Result};
 use crate::set::PolicySet;
@@ -20,6 +21,37 @@ pub enum BoundLocation {
     /// A local folder: absolute and lexically normalised (no `.` or `..`
     /// components, no trailing slash). Symlinks are not resolved.
     Local(PathBuf),
+    /// An S3 bucket and prefix. Two S3 locations are the same store when
+    /// bucket, prefix and endpoint are equal; the region does not name a
+    /// different store.
+    S3(S3Location),
+}
+
+impl BoundLocation {
+    /// The policy's view of a pipeline store location.
+    #[must_use]
+    pub fn of(location: &StoreLocation) -> Option<Self> {
+        match location {
+            StoreLocation::Local(path) => Some(Self::Local(normalize(path))),
+            StoreLocation::S3(s3) => Some(Self::S3(S3Location {
+                region: None,
+                ..s3.clone()
+            })),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for BoundLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(path) => write!(f, "{}", path.display()),
+            Self::S3(s3) => match &s3.endpoint {
+                Some(endpoint) => write!(f, "{} at {endpoint}", s3.url()),
+                None => f.write_str(&s3.url()),
+            },
+        }
+    }
 }
 
 /// A store name bound to a location.
@@ -71,22 +103,17 @@ impl PolicySet {
         let binding = self.store(store_name).ok_or_else(|| Error::UnboundStore {
             store: store_name.to_owned(),
         })?;
-        let BoundLocation::Local(bound) = &binding.location;
-        let pipeline = match location {
-            StoreLocation::Local(path) => normalize(path),
-            _ => {
-                return Err(Error::UnsupportedStoreLocation {
-                    store: store_name.to_owned(),
-                });
-            }
-        };
-        if *bound == pipeline {
+        let pipeline =
+            BoundLocation::of(location).ok_or_else(|| Error::UnsupportedStoreLocation {
+                store: store_name.to_owned(),
+            })?;
+        if binding.location == pipeline {
             Ok(())
         } else {
             Err(Error::StoreMismatch {
                 store: store_name.to_owned(),
-                policy: bound.clone(),
-                pipeline,
+                policy: binding.location.to_string(),
+                pipeline: pipeline.to_string(),
             })
         }
     }
@@ -122,6 +149,46 @@ mod tests {
         assert!(set().check_store_binding("lake", &sibling).is_err());
         let parent = StoreLocation::Local(PathBuf::from("/w/examples"));
         assert!(set().check_store_binding("lake", &parent).is_err());
+    }
+
+    fn s3(
+        bucket: &str,
+        prefix: &str,
+        endpoint: Option<&str>,
+        region: Option<&str>,
+    ) -> StoreLocation {
+        StoreLocation::S3(S3Location {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            endpoint: endpoint.map(Into::into),
+            region: region.map(Into::into),
+        })
+    }
+
+    #[test]
+    fn s3_binding_matches_bucket_prefix_and_endpoint() {
+        let set = PolicySet::load_str(
+            "p.yaml",
+            "version: 1\nstores:\n  lake: { url: s3://weir-lake/prod/, endpoint: \"https://s3.internal:9000\", region: eu-west-1 }\n",
+            Path::new("/w/policies"),
+        )
+        .unwrap();
+        let e = Some("https://s3.internal:9000");
+        // The region does not make it another store; a trailing `/` is dropped.
+        set.check_store_binding("lake", &s3("weir-lake", "prod", e, None))
+            .unwrap();
+        for other in [
+            s3("weir-lake", "prod2", e, None),
+            s3("weir-lake", "prod/sub", e, None),
+            s3("weir-lake", "", e, None),
+            s3("attacker", "prod", e, None),
+            s3("weir-lake", "prod", Some("https://evil.example"), None),
+            s3("weir-lake", "prod", None, None),
+            StoreLocation::Local(PathBuf::from("/w/prod")),
+        ] {
+            let err = set.check_store_binding("lake", &other).unwrap_err();
+            assert!(matches!(err, Error::StoreMismatch { .. }), "{err}");
+        }
     }
 
     #[test]

@@ -8,18 +8,18 @@
 
 use std::path::Path;
 
-use weir_spec::decode::{self, Ctx, NameKind, StoreUrl};
+use weir_spec::decode::{self, Ctx, NameKind};
+use weir_spec::store::{STORE_FIELDS, decode_location};
 use weir_spec::yaml::{Node, NodeKind, truncate};
 use weir_spec::{Location, did_you_mean};
 
-use crate::binding::{BoundLocation, StoreBinding, normalize};
+use crate::binding::{BoundLocation, StoreBinding};
 use crate::grant::Grant;
 use crate::principal::{Principal, PrincipalKind, Role};
 
 mod grants;
 
 const TOP: &[&str] = &["version", "stores", "principals", "grants"];
-const STORE: &[&str] = &["url", "description"];
 const PRINCIPAL: &[&str] = &["kind", "roles", "description"];
 
 /// A grant with the locations merge-time diagnostics point at.
@@ -115,43 +115,17 @@ fn decode_store(
     base_dir: &Path,
 ) -> Option<StoreBinding> {
     let what = format!("store `{name}`");
-    let f = decode::fields(cx, node, &what, STORE, &no_special)?;
-    if let Some(n) = f.get("description") {
-        decode::string(cx, n, "`description`");
-    }
-    let url_node = f.required(
+    let f = decode::fields(cx, node, &what, STORE_FIELDS, &no_special)?;
+    let location = decode_location(
         cx,
-        "url",
+        &f,
         &what,
-        "bind the store to a folder, e.g. `url: ../examples/data`",
+        base_dir,
+        "bind the store to a folder, e.g. `url: ../examples/data`, or to `s3://bucket/prefix`",
     )?;
-    let url = decode::string(cx, url_node, "`url`")?;
-    let local = match decode::classify_store_url(&url) {
-        StoreUrl::Local(folder) => folder,
-        StoreUrl::S3 => {
-            cx.error(
-                &url_node.loc,
-                "S3 stores are not supported by this build of weir yet",
-            )
-            .hint("bind the store to a local folder for now, e.g. `url: ../examples/data`");
-            return None;
-        }
-        StoreUrl::UnknownScheme(scheme) => {
-            cx.error(
-                &url_node.loc,
-                format!("unknown store scheme `{}`", truncate(scheme)),
-            )
-            .hint("use a local folder (relative to this policy file, or absolute) or `file://`");
-            return None;
-        }
-    };
-    if local.is_empty() {
-        cx.error(&url_node.loc, format!("{what} has an empty `url`"));
-        return None;
-    }
     Some(StoreBinding {
         name,
-        location: BoundLocation::Local(normalize(&base_dir.join(local))),
+        location: BoundLocation::of(&location)?,
         origin: key.loc.clone(),
     })
 }

@@ -62,9 +62,9 @@ pub enum Error {
         /// The store name.
         store: String,
         /// The policy's (normalised) location.
-        policy: PathBuf,
+        policy: String,
         /// The pipeline's (normalised) location.
-        pipeline: PathBuf,
+        pipeline: String,
     },
 
     /// A store location of a kind this build cannot compare.

@@ -21,6 +21,15 @@ use crate::error::Result;
 use crate::gate::{Check, Gate};
 use crate::upload::GuardedUpload;
 
+/// What a presigned URL will let its holder do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PresignAction {
+    /// Download one object (needs `read`).
+    Get,
+    /// Upload one object (needs `write`).
+    Put,
+}
+
 /// An [`ObjectStore`] for one store name that enforces a verified stage
 /// token's scope on every call.
 ///
@@ -94,6 +103,28 @@ impl GuardedStore {
             inner: self.inner,
             gate: Arc::new(gate),
         })
+    }
+
+    /// Authorizes issuing a presigned URL for the object at `location`:
+    /// `read` for a GET URL, `write` for a PUT URL. Exactly like a direct
+    /// call, the decision (operation `presign_get` or `presign_put`) is
+    /// recorded before this returns, and a denial or a failed record
+    /// refuses the URL. The caller signs the URL only after `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// `object_store::Error::PermissionDenied` (outside the scope, or the
+    /// record failed) or `Unauthenticated` (token expired).
+    pub async fn authorize_presign(
+        &self,
+        location: &Path,
+        action: PresignAction,
+    ) -> object_store::Result<()> {
+        let (op, needs) = match action {
+            PresignAction::Get => (Operation::PresignGet, Action::Read),
+            PresignAction::Put => (Operation::PresignPut, Action::Write),
+        };
+        self.gate.authorize(Check::new(op, location, needs)).await
     }
 
     /// The store name the guard checks the scope against.

@@ -127,7 +127,7 @@ pub use decision::Decision;
 pub use error::{Error, Result};
 pub use gap::{DatasetRole, GapReason, MissingGrant};
 pub use grant::{Effect, Grant, Resource};
-pub use guard::GuardedStore;
+pub use guard::{GuardedStore, PresignAction};
 pub use pattern::PathPattern;
 pub use principal::{Principal, PrincipalKind, Role};
 pub use set::{PolicySet, PolicySource};

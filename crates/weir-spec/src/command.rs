@@ -11,11 +11,14 @@
 use std::path::{Path, PathBuf};
 
 use crate::decode::{self, Ctx, Fields};
-use crate::model::StageKind;
+use crate::model::{Access, StageKind};
 use crate::yaml::{Node, NodeKind, Style, truncate};
 
 /// Fields only a `command` stage may have.
-pub(crate) const COMMAND_FIELDS: &[&str] = &["run", "shell", "workdir", "env"];
+pub(crate) const COMMAND_FIELDS: &[&str] = &["run", "shell", "workdir", "env", "access", "parts"];
+
+/// Most upload URLs a presigned stage may ask for per output.
+pub(crate) const MAX_PARTS: u64 = 1000;
 
 /// Reads the fields of a `command` stage.
 pub(crate) fn decode_command(
@@ -53,6 +56,7 @@ pub(crate) fn decode_command(
         .get("env")
         .map(|n| env_list(cx, n, what))
         .unwrap_or_default();
+    let access = access(cx, f, what);
     if cx.error_count() != errors_before {
         return None;
     }
@@ -61,6 +65,7 @@ pub(crate) fn decode_command(
         shell: shell?,
         workdir,
         env,
+        access: access?,
     })
 }
 
@@ -77,6 +82,46 @@ pub(crate) fn refuse_command_fields(cx: &mut Ctx, f: &Fields<'_>, what: &str, ki
             ));
         }
     }
+}
+
+/// Reads `access` (`materialized` or `presigned`) and `parts`.
+fn access(cx: &mut Ctx, f: &Fields<'_>, what: &str) -> Option<Access> {
+    let presigned = match f.get("access") {
+        None => false,
+        Some(n) => {
+            match decode::string(cx, n, &format!("{what}: `access`"))?.as_str() {
+                "materialized" => false,
+                "presigned" => true,
+                other => {
+                    cx.error(
+                    &n.loc,
+                    format!("{what}: unknown `access` `{}`", truncate(other)),
+                )
+                .hint("expected `materialized` (files in a private folder) or `presigned` (S3 URLs)");
+                    return None;
+                }
+            }
+        }
+    };
+    let parts = match (f.get("parts"), presigned) {
+        (Some(n), true) => {
+            decode::integer(cx, n, "`parts`", 1, MAX_PARTS).and_then(|p| u32::try_from(p).ok())?
+        }
+        (Some(n), false) => {
+            cx.error(
+                &n.loc,
+                format!("{what}: `parts` only applies with `access: presigned`"),
+            )
+            .hint("remove `parts`, or add `access: presigned`");
+            return None;
+        }
+        (None, _) => 1,
+    };
+    Some(if presigned {
+        Access::Presigned { parts }
+    } else {
+        Access::Materialized
+    })
 }
 
 /// Reads `true` or `false`.

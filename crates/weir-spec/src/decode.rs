@@ -326,7 +326,7 @@ fn spelled_out_duration(text: &str) -> Option<String> {
 pub enum StoreUrl<'a> {
     /// A local folder: the text after `file://`, or the whole plain path.
     Local(&'a str),
-    /// An `s3://` URL (not supported by this build yet).
+    /// An `s3://` URL.
     S3,
     /// Some other `scheme://`.
     UnknownScheme(&'a str),

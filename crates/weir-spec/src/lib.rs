@@ -50,6 +50,7 @@ mod model;
 mod pipeline;
 mod rules;
 mod stage;
+pub mod store;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -57,7 +58,10 @@ use std::path::{Path, PathBuf};
 pub use dag::{Dag, Edge};
 pub use decode::parse_duration;
 pub use diagnostic::{Diagnostic, Location, Severity, did_you_mean};
-pub use model::{Dataset, Defaults, Format, Pipeline, Stage, StageKind, Store, StoreLocation};
+pub use model::{
+    Access, Dataset, Defaults, Format, Pipeline, Stage, StageKind, Store, StoreLocation,
+};
+pub use store::S3Location;
 pub use yaml::Limits;
 
 /// Errors from loading a pipeline.

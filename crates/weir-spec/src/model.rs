@@ -89,6 +89,8 @@ pub enum StoreLocation {
     /// A local folder, absolute (relative paths are resolved against the
     /// pipeline file's folder during loading).
     Local(PathBuf),
+    /// An S3-compatible bucket and key prefix.
+    S3(crate::store::S3Location),
 }
 
 /// The on-disk format of a dataset.
@@ -149,6 +151,24 @@ pub enum StageKind {
         /// Names of environment variables passed through from weir's own
         /// environment. Never `WEIR_*` or an obvious credential name.
         env: Vec<String>,
+        /// How the child reaches its datasets.
+        access: Access,
+    },
+}
+
+/// How a `command` stage's child reaches its datasets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "mode")]
+pub enum Access {
+    /// Inputs are copied into a private folder and outputs uploaded from
+    /// one, all through the stage's guarded stores (the default).
+    Materialized,
+    /// For datasets in S3 stores: the child gets SigV4 presigned URLs, GET
+    /// for each current object of its inputs and PUT for `parts` object
+    /// names per output, expiring with the stage token.
+    Presigned {
+        /// Upload URLs issued per output (`part-00000` ...).
+        parts: u32,
     },
 }
 

@@ -3,11 +3,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::decode::{self, Ctx, NameKind, StoreUrl};
+use crate::decode::{self, Ctx, NameKind};
 use crate::diagnostic::{Location, did_you_mean};
-use crate::model::{Dataset, Defaults, Format, Pipeline, Stage, Store, StoreLocation};
+use crate::model::{Dataset, Defaults, Format, Pipeline, Stage, Store};
 use crate::rules;
 use crate::stage::{self, RawStage};
+use crate::store::{STORE_FIELDS, decode_location};
 use crate::yaml::{Node, NodeKind, truncate};
 
 const TOP: &[&str] = &[
@@ -21,7 +22,6 @@ const TOP: &[&str] = &[
     "stages",
 ];
 const DEFAULTS: &[&str] = &["concurrency", "retries", "timeout"];
-const STORE: &[&str] = &["url", "description"];
 const DATASET: &[&str] = &["store", "path", "format", "description"];
 
 pub(crate) fn no_special(_: &str) -> Option<String> {
@@ -99,6 +99,7 @@ pub(crate) fn decode(
 
     rules::check_overlaps(cx, &datasets);
     rules::check_stages(cx, &dataset_names, &stage_names, &stages);
+    rules::check_presigned(cx, &stores, &datasets, &stages);
     let dag = rules::build_dag(cx, &stages);
     if cx.error_count() == 0 {
         // Only on an otherwise valid file: a stage that failed to decode may
@@ -193,41 +194,14 @@ fn decode_named_map<T>(
 
 fn decode_store(cx: &mut Ctx, name: &str, node: &Node, base_dir: &Path) -> Option<Store> {
     let what = format!("store `{name}`");
-    let f = decode::fields(cx, node, &what, STORE, &no_special)?;
-    if let Some(n) = f.get("description") {
-        decode::string(cx, n, "`description`");
-    }
-    let url_node = f.required(
+    let f = decode::fields(cx, node, &what, STORE_FIELDS, &no_special)?;
+    let location = decode_location(
         cx,
-        "url",
+        &f,
         &what,
-        "add `url: ./data`, a folder relative to the pipeline file",
+        base_dir,
+        "add `url: ./data`, a folder relative to the pipeline file, or `url: s3://bucket/prefix`",
     )?;
-    let url = decode::string(cx, url_node, "`url`")?;
-    let location = match decode::classify_store_url(&url) {
-        StoreUrl::S3 => {
-            cx.error(
-                &url_node.loc,
-                "S3 stores are not supported by this build of weir yet",
-            )
-            .hint("use a local folder for now, e.g. `url: ../data`");
-            return None;
-        }
-        StoreUrl::UnknownScheme(scheme) => {
-            cx.error(
-                &url_node.loc,
-                format!("unknown store scheme `{}`", truncate(scheme)),
-            )
-            .hint("use a local folder (relative to the pipeline file, or absolute) or `file://`");
-            return None;
-        }
-        StoreUrl::Local(_) if url.is_empty() => {
-            cx.error(&url_node.loc, "store `url` is empty")
-                .hint("write a folder, e.g. `url: ./data`");
-            return None;
-        }
-        StoreUrl::Local(folder) => StoreLocation::Local(base_dir.join(folder)),
-    };
     Some(Store {
         name: name.to_owned(),
         location,

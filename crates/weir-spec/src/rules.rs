@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::dag::{Dag, Edge};
 use crate::decode::Ctx;
 use crate::diagnostic::{Location, did_you_mean};
-use crate::model::{Dataset, Store};
+use crate::model::{Access, Dataset, StageKind, Store, StoreLocation};
 use crate::stage::RawStage;
 
 /// Datasets in one store must not overlap: one writer's version folders and
@@ -95,6 +95,43 @@ pub(crate) fn check_stages(
                     Some(c) => b.hint(format!("did you mean `{c}`?")),
                     None => b.hint("`needs` lists the names of other stages in this pipeline"),
                 }
+            }
+        }
+    }
+}
+
+/// A stage with `access: presigned` reads and writes only datasets in S3
+/// stores: presigned URLs exist only there.
+pub(crate) fn check_presigned(
+    cx: &mut Ctx,
+    stores: &BTreeMap<String, (Store, Location)>,
+    datasets: &BTreeMap<String, (Dataset, Location)>,
+    stages: &[RawStage],
+) {
+    for s in stages {
+        let Some(StageKind::Command {
+            access: Access::Presigned { .. },
+            ..
+        }) = &s.kind
+        else {
+            continue;
+        };
+        for (ds, loc) in s.inputs.iter().chain(&s.outputs) {
+            let store = datasets
+                .get(ds)
+                .and_then(|(d, _)| stores.get(&d.store))
+                .map(|(store, _)| store);
+            if let Some(store) = store
+                && !matches!(store.location, StoreLocation::S3(_))
+            {
+                cx.error(
+                    loc,
+                    format!(
+                        "{} asks for `access: presigned`, but dataset `{ds}` is in store `{}`, which is not an `s3://` store",
+                        s.label, store.name
+                    ),
+                )
+                .hint("presigned URLs exist only for S3 stores; remove `access: presigned` to get files in a private folder");
             }
         }
     }

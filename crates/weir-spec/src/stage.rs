@@ -24,6 +24,8 @@ const STAGE: &[&str] = &[
     "run",
     "shell",
     "workdir",
+    "access",
+    "parts",
     "env",
 ];
 const KINDS: &[&str] = &["sql", "command"];
