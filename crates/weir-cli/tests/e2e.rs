@@ -466,9 +466,15 @@ fn removing_any_grant_the_example_needs_makes_plan_and_run_fail_and_name_it() {
 fn a_pipeline_that_calls_another_folder_lake_gets_no_grants() {
     let dir = example_workspace();
     let path = dir.path().join("pipelines/customer_features.yaml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("url: ../examples/data", "url: ../elsewhere");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let text = original.replace(
+        "url: \"${WEIR_LAKE_URL:-../examples/data}\"",
+        "url: ../elsewhere",
+    );
+    assert_ne!(
+        text, original,
+        "the example's store url changed; update this test"
+    );
     std::fs::write(&path, text).unwrap();
     let out = weir(dir.path(), &["plan", "pipelines/customer_features.yaml"]);
     assert_eq!(out.status.code(), Some(3));
