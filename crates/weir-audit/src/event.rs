@@ -42,11 +42,17 @@ pub enum Action {
     PolicyLoaded,
     /// An access review was run.
     AccessReview,
+    /// An API caller presented credentials (allow: authenticated; deny:
+    /// refused, with the reason and never the token).
+    Authenticate,
+    /// An authenticated API caller asked for something its roles do not
+    /// allow (deny), or a sensitive request was allowed (allow).
+    Authorize,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 14] = [
         Self::Read,
         Self::Write,
         Self::List,
@@ -59,6 +65,8 @@ impl Action {
         Self::KeyRotate,
         Self::PolicyLoaded,
         Self::AccessReview,
+        Self::Authenticate,
+        Self::Authorize,
     ];
 
     /// The stored name (`read`, `run_start`, ...).
@@ -77,6 +85,8 @@ impl Action {
             Self::KeyRotate => "key_rotate",
             Self::PolicyLoaded => "policy_loaded",
             Self::AccessReview => "access_review",
+            Self::Authenticate => "authenticate",
+            Self::Authorize => "authorize",
         }
     }
 }

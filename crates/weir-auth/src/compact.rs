@@ -13,14 +13,24 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
-/// The three base64url parts of a compact JWS.
-#[derive(Debug, Clone, Copy)]
+/// The three base64url parts of a compact JWS. `Debug` shows lengths only.
+#[derive(Clone, Copy)]
 pub(crate) struct Compact<'a> {
     pub(crate) header: &'a str,
     pub(crate) payload: &'a str,
     pub(crate) signature: &'a str,
     /// `header.payload`, the bytes the signature covers.
     pub(crate) signing_input: &'a str,
+}
+
+impl fmt::Debug for Compact<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compact")
+            .field("header_len", &self.header.len())
+            .field("payload_len", &self.payload.len())
+            .field("signature_len", &self.signature.len())
+            .finish_non_exhaustive()
+    }
 }
 
 fn malformed(reason: &'static str) -> Error {
@@ -129,33 +139,54 @@ impl<'de> Visitor<'de> for UniqueKeysVisitor {
     }
 }
 
-/// The JOSE header parameters a stage token may carry.
+/// The JOSE header parameters a verifier reads.
 #[derive(Debug)]
 pub(crate) struct JoseHeader {
     pub(crate) alg: String,
     pub(crate) kid: Option<String>,
 }
 
+/// Which header parameters a kind of token may carry beyond `alg` and `kid`.
+#[derive(Debug)]
+pub(crate) struct HeaderRules {
+    /// Accepted values of `typ` (ASCII case-insensitive), if present.
+    pub(crate) typs: &'static [&'static str],
+    /// Parameters tolerated and ignored (never key material).
+    pub(crate) ignored: &'static [&'static str],
+}
+
+/// Stage tokens: `alg`, `kid` and `typ: JWT`, nothing else.
+pub(crate) const STAGE_HEADER: HeaderRules = HeaderRules {
+    typs: &["JWT"],
+    ignored: &[],
+};
+
+/// Parameters that carry or point to key material. Keys never come from a
+/// token, so these are refused under every [`HeaderRules`].
+const KEY_BEARING: [&str; 4] = ["jwk", "jku", "x5u", "x5c"];
+
 /// Parses a decoded header: no duplicate keys, no `crit`, nothing beyond
-/// `alg`, `kid` and `typ` (keys never come from the token: `jwk`, `jku`,
-/// `x5u`, `x5c` are refused), `typ` if present is `JWT`.
-pub(crate) fn parse_header(json: &[u8]) -> Result<JoseHeader> {
+/// `alg`, `kid`, `typ` and `rules.ignored` (keys never come from the token:
+/// `jwk`, `jku`, `x5u`, `x5c` are refused), `typ` if present one of
+/// `rules.typs`.
+pub(crate) fn parse_header(json: &[u8], rules: &HeaderRules) -> Result<JoseHeader> {
     check_unique_keys(json, "header")?;
     let map: Map<String, Value> =
         serde_json::from_slice(json).map_err(|_| malformed("header is not a JSON object"))?;
     if map.contains_key("crit") {
         return Err(Error::CriticalHeader);
     }
-    if map
-        .keys()
-        .any(|k| !matches!(k.as_str(), "alg" | "kid" | "typ"))
-    {
+    let allowed = |k: &str| {
+        matches!(k, "alg" | "kid" | "typ")
+            || (rules.ignored.contains(&k) && !KEY_BEARING.contains(&k))
+    };
+    if map.keys().any(|k| !allowed(k)) {
         return Err(Error::UnsupportedHeader);
     }
     if let Some(typ) = map.get("typ") {
         match typ.as_str() {
-            Some(t) if t.eq_ignore_ascii_case("JWT") => {}
-            _ => return Err(malformed("header typ is not JWT")),
+            Some(t) if rules.typs.iter().any(|ok| t.eq_ignore_ascii_case(ok)) => {}
+            _ => return Err(malformed("header typ is not accepted")),
         }
     }
     let alg = match map.get("alg") {
@@ -207,22 +238,26 @@ mod tests {
         ));
     }
 
+    fn parse_header_stage(json: &[u8]) -> Result<JoseHeader> {
+        parse_header(json, &STAGE_HEADER)
+    }
+
     #[test]
     fn header_rules() {
-        let h = parse_header(br#"{"typ":"JWT","alg":"EdDSA","kid":"k1"}"#).unwrap();
+        let h = parse_header_stage(br#"{"typ":"JWT","alg":"EdDSA","kid":"k1"}"#).unwrap();
         assert_eq!(h.alg, "EdDSA");
         assert_eq!(h.kid.as_deref(), Some("k1"));
         assert!(matches!(
-            parse_header(br#"{"alg":"EdDSA","kid":"k","crit":["exp"]}"#),
+            parse_header_stage(br#"{"alg":"EdDSA","kid":"k","crit":["exp"]}"#),
             Err(Error::CriticalHeader)
         ));
         assert!(matches!(
-            parse_header(br#"{"alg":"EdDSA","jku":"https://evil"}"#),
+            parse_header_stage(br#"{"alg":"EdDSA","jku":"https://evil"}"#),
             Err(Error::UnsupportedHeader)
         ));
-        assert!(parse_header(br#"{"alg":"EdDSA","typ":"JWE"}"#).is_err());
-        assert!(parse_header(br#"{"alg":1}"#).is_err());
-        assert!(parse_header(br#"{"alg":"EdDSA","kid":5}"#).is_err());
-        assert!(parse_header(br#"[]"#).is_err());
+        assert!(parse_header_stage(br#"{"alg":"EdDSA","typ":"JWE"}"#).is_err());
+        assert!(parse_header_stage(br#"{"alg":1}"#).is_err());
+        assert!(parse_header_stage(br#"{"alg":"EdDSA","kid":5}"#).is_err());
+        assert!(parse_header_stage(br#"[]"#).is_err());
     }
 }

@@ -34,6 +34,10 @@ pub enum Error {
     #[error("invalid key id: must match [A-Za-z0-9_-]{{1,64}}")]
     InvalidKid,
 
+    /// A role name is not one of `admin`, `engineer`, `auditor`, `worker`.
+    #[error("unknown role: expected admin, engineer, auditor or worker")]
+    UnknownRole,
+
     /// Configuration given to a constructor is unusable.
     #[error("invalid configuration: {reason}")]
     InvalidConfig {

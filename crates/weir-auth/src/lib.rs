@@ -1,10 +1,16 @@
 //! `weir-auth`: secrets, stage-token signing keys, stage-token minting and
-//! verification, a verified-token cache and revocation.
+//! verification, API tokens for the HTTP API, verified-token caches and
+//! revocation.
 //!
 //! At dispatch the coordinator [`Minter::mint`]s a short-lived Ed25519 JWT
 //! (a *stage token*) carrying the exact [`Scope`] a stage may touch; a worker
 //! checks it with a [`StageVerifier`] that holds public keys only, and every
 //! guarded object-store call asks [`Scope::allows`].
+//!
+//! Callers of the HTTP API present an *API token*: weir's own (HS256, minted
+//! by an [`ApiMinter`] from an [`ApiKeySet`]) or an external identity
+//! provider's (RS256, ES256 or EdDSA from its JWKS). An [`ApiVerifier`] turns
+//! it into an [`Identity`] with [`Role`]s; see the [`api`] module.
 //!
 //! ```
 //! use std::time::Duration;
@@ -48,9 +54,14 @@
 //! - A stage token is signed with Ed25519 only; the verifier binds the
 //!   algorithm to the key and never takes it from the header, so `alg: none`,
 //!   HMAC-with-the-public-key and other confusions are refused.
-//! - Every token expires (at most 24 h after issue); `exp`, `nbf`, `iat`,
-//!   `iss`, `aud`, `typ` are required and checked with at most 30 s leeway.
-//!   A token of another kind (`weir/api`) is never accepted as a stage token.
+//! - Every stage token expires (at most 24 h after issue); `exp`, `nbf`,
+//!   `iat`, `iss`, `aud`, `typ` are required and checked with at most 30 s
+//!   leeway. A token of another kind (`weir/api`) is never accepted as a
+//!   stage token, nor a stage token as an API token.
+//! - API tokens: each key is bound to one algorithm (HS256 secrets of at
+//!   least 256 bits for weir's own tokens; RS256, ES256 or EdDSA for an
+//!   external provider); `exp`, `iss`, `aud`, `sub` are required; API tokens
+//!   live at most 30 days.
 //! - Nothing in the payload is parsed before the signature is verified;
 //!   repeated JSON keys, unknown claims and mistyped claims are refused.
 //! - A scope is never empty and never covers a whole store; paths are
@@ -58,7 +69,8 @@
 //!   covers `raw/training`).
 //! - Key files are 0600 in a 0700 directory; loading refuses anything looser.
 //!   A rotated-out public key is kept until every token it signed has expired.
-//! - Revocation is consulted on every verification, cached or not.
+//! - Revocation is consulted on every verification, cached or not; a cached
+//!   entry is never served at or after its token's `exp`.
 //! - No `unsafe`; untrusted input never panics.
 //!
 //! # Non-goals
@@ -67,6 +79,7 @@
 //! - Enforcing [`ColumnRule`]s: they are carried for the operators.
 //! - Distributed revocation or caching (the [`RevocationList`] trait is the
 //!   seam for a Redis backend).
+//! - Fetching a JWKS over the network, or mapping roles to routes.
 //! - Windows: key-file permission checks need Unix permissions.
 
 #![cfg_attr(
@@ -83,10 +96,12 @@
 compile_error!("weir-auth needs Unix file permissions to protect key files");
 
 mod action;
+pub mod api;
 mod cache;
 mod clock;
 mod compact;
 mod error;
+mod jws;
 mod keyset;
 mod kid;
 mod path;
@@ -94,10 +109,16 @@ mod private_file;
 mod revocation;
 mod scope;
 mod secret;
+mod times;
 mod token;
 mod verifier;
 
 pub use action::{Action, ActionSet};
+pub use api::{
+    API_KEY_RETENTION, API_KEYS_FILE, API_MAX_LIFETIME, ApiAuthError, ApiClaims, ApiKeySet,
+    ApiMinter, ApiVerifier, ApiVerifierConfig, DEFAULT_API_CACHE_CAPACITY, Identity,
+    MIN_HS256_SECRET_BYTES, MintedApiToken, Role,
+};
 pub use cache::{DEFAULT_CACHE_CAPACITY, VerifiedCache};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{Error, Result};

@@ -287,11 +287,11 @@ impl fmt::Debug for Minter {
     }
 }
 
-fn name_ok(s: &str) -> bool {
+pub(crate) fn name_ok(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_NAME_BYTES && !s.chars().any(char::is_control)
 }
 
-fn check_config_name(s: &str, reason: &'static str) -> Result<()> {
+pub(crate) fn check_config_name(s: &str, reason: &'static str) -> Result<()> {
     if name_ok(s) {
         Ok(())
     } else {
@@ -299,7 +299,7 @@ fn check_config_name(s: &str, reason: &'static str) -> Result<()> {
     }
 }
 
-fn check_request_name(s: &str, reason: &'static str) -> Result<()> {
+pub(crate) fn check_request_name(s: &str, reason: &'static str) -> Result<()> {
     if name_ok(s) {
         Ok(())
     } else {

@@ -12,11 +12,13 @@ use serde_json::Value;
 
 use crate::cache::{self, VerifiedCache};
 use crate::clock::{Clock, SystemClock};
-use crate::compact;
+use crate::compact::STAGE_HEADER;
 use crate::error::{Error, Result};
+use crate::jws::{self, Unverified};
 use crate::kid::Kid;
 use crate::revocation::{InMemoryRevocationList, RevocationList};
-use crate::token::{DEFAULT_MAX_LIFETIME, MAX_LEEWAY, MAX_TOKEN_BYTES, StageClaims, TokenType};
+use crate::times::{TimePolicy, Validity};
+use crate::token::{DEFAULT_MAX_LIFETIME, MAX_LEEWAY, StageClaims, TokenType};
 
 /// Default clock-skew leeway.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(10);
@@ -118,7 +120,8 @@ struct VerifyKey {
 ///
 /// [`verify`](Self::verify) accepts a token only if, in this order:
 ///
-/// 1. it is at most [`MAX_TOKEN_BYTES`] long (checked before anything else);
+/// 1. it is at most [`MAX_TOKEN_BYTES`](crate::MAX_TOKEN_BYTES) long
+///    (checked before anything else);
 /// 2. (cache hit: skip to 9) it is three non-empty base64url parts;
 /// 3. its header has no repeated key, no `crit`, nothing but `alg`, `kid`
 ///    and `typ`; `kid` is present, matches `[A-Za-z0-9_-]{1,64}` and names a
@@ -303,12 +306,7 @@ impl StageVerifier {
     /// [`Error::IssuedInFuture`], [`Error::NotYetValid`], [`Error::Expired`],
     /// [`Error::Revoked`].
     pub fn verify(&self, token: &str, now: i64) -> Result<StageClaims> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(Error::TokenTooLarge {
-                len: token.len(),
-                max: MAX_TOKEN_BYTES,
-            });
-        }
+        jws::check_size(token)?;
         let key = self.cache.as_ref().map(|_| cache::digest(token));
         if let (Some(cache), Some(key)) = (&self.cache, &key)
             && let Some(claims) = cache.get(key, now)
@@ -325,29 +323,14 @@ impl StageVerifier {
     }
 
     fn verify_uncached(&self, token: &str, now: i64) -> Result<StageClaims> {
-        let parts = compact::split(token)?;
-        let header = compact::parse_header(&compact::decode(parts.header)?)?;
-        let kid = Kid::parse(&header.kid.ok_or(Error::MissingKid)?)?;
-        let key = self.keys.get(&kid).ok_or_else(|| Error::UnknownKid {
-            kid: kid.as_str().to_owned(),
-        })?;
-        // The header's alg is only compared; verification uses the key's.
-        if header.alg != alg_name(key.algorithm) {
-            return Err(Error::AlgorithmMismatch);
-        }
-        let valid = jsonwebtoken::crypto::verify(
-            parts.signature,
-            parts.signing_input.as_bytes(),
-            &key.decoding,
-            key.algorithm,
-        )
-        .map_err(|_| Error::BadSignature)?;
-        if !valid {
-            return Err(Error::BadSignature);
-        }
-
-        let payload = compact::decode(parts.payload)?;
-        compact::check_unique_keys(&payload, "payload")?;
+        let unverified = Unverified::parse(token, &STAGE_HEADER)?;
+        let key = self
+            .keys
+            .get(unverified.kid())
+            .ok_or_else(|| Error::UnknownKid {
+                kid: unverified.kid().as_str().to_owned(),
+            })?;
+        let payload = unverified.verify(&key.decoding, key.algorithm)?;
         let claims = parse_claims(&payload)?;
         if claims.typ != TokenType::Stage {
             return Err(Error::WrongTokenType);
@@ -368,25 +351,20 @@ impl StageVerifier {
     }
 
     fn check_times(&self, c: &StageClaims, now: i64) -> Result<()> {
-        if !(c.iat <= c.nbf && c.nbf < c.exp) {
+        // Stage tokens are minted with iat == nbf; a later iat is forged.
+        if c.iat > c.nbf {
             return Err(Error::InconsistentTimes);
         }
-        let lifetime = c.exp.checked_sub(c.iat).ok_or(Error::InconsistentTimes)?;
-        let max = i64::try_from(self.config.max_lifetime.as_secs()).unwrap_or(0);
-        if lifetime > max {
-            return Err(Error::LifetimeTooLong { lifetime, max });
+        let policy = TimePolicy {
+            leeway: self.leeway_secs(),
+            max_lifetime: i64::try_from(self.config.max_lifetime.as_secs()).unwrap_or(0),
+        };
+        Validity {
+            iat: Some(c.iat),
+            nbf: Some(c.nbf),
+            exp: c.exp,
         }
-        let leeway = self.leeway_secs();
-        if c.iat > now.saturating_add(leeway) {
-            return Err(Error::IssuedInFuture);
-        }
-        if c.nbf > now.saturating_add(leeway) {
-            return Err(Error::NotYetValid);
-        }
-        if now >= c.exp.saturating_add(leeway) {
-            return Err(Error::Expired);
-        }
-        Ok(())
+        .check(policy, now)
     }
 
     fn check_revocation(&self, c: &StageClaims) -> Result<()> {
@@ -395,14 +373,6 @@ impl StageVerifier {
         } else {
             Ok(())
         }
-    }
-}
-
-fn alg_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::EdDSA => "EdDSA",
-        // Stage keys are only ever bound to EdDSA; anything else never matches.
-        _ => "",
     }
 }
 

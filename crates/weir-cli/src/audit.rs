@@ -4,10 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use weir_audit::{
-    Action, AuditEvent, AuditKey, CheckpointSigner, Cursor, Decision, Filter, Page, Report,
-};
+use weir_audit::{AuditEvent, AuditKey, CheckpointSigner, Cursor, Filter, Page, Report};
 use weir_engine::Audit;
 
 /// Filters shared by `query` and `export`.
@@ -29,7 +26,7 @@ pub(crate) struct FilterArgs {
     #[arg(long)]
     path_prefix: Option<String>,
     /// Only this action: read, write, list, delete, run_start, run_finish,
-    /// plan_denied, token_mint, token_revoke, key_rotate, policy_loaded, access_review.
+    /// plan_denied, token_mint, token_revoke, key_rotate, policy_loaded, access_review, authenticate, authorize.
     #[arg(long)]
     action: Option<String>,
     /// Only this decision: allow, deny, none.
@@ -61,6 +58,10 @@ pub(crate) enum AuditCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
         output: QueryFormat,
+        /// Ask this weir server instead of the local log (token from
+        /// `WEIR_TOKEN` or `weir login`); prints the events as JSON.
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Export events for DuckDB or pandas.
     Export {
@@ -107,6 +108,16 @@ pub(crate) fn audit(command: AuditCommand, state_dir: &Path) -> anyhow::Result<E
         println!("{}", key.hash_value(value));
         return Ok(ExitCode::SUCCESS);
     }
+    if let AuditCommand::Query {
+        filter,
+        limit,
+        after_seq,
+        server: Some(server),
+        ..
+    } = &command
+    {
+        return remote_query(server, filter, *limit, *after_seq);
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let audit = Audit::open_local(state_dir).await?;
@@ -117,6 +128,7 @@ pub(crate) fn audit(command: AuditCommand, state_dir: &Path) -> anyhow::Result<E
                 limit,
                 after_seq,
                 output,
+                server: _,
             } => query(&audit, &filter, limit, after_seq, output).await,
             AuditCommand::Export {
                 filter,
@@ -126,6 +138,39 @@ pub(crate) fn audit(command: AuditCommand, state_dir: &Path) -> anyhow::Result<E
             AuditCommand::Hash { .. } => Ok(ExitCode::SUCCESS),
         }
     })
+}
+
+/// `audit query --server`: the same filters, asked of a server.
+fn remote_query(
+    server: &str,
+    args: &FilterArgs,
+    limit: u32,
+    after_seq: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    use crate::client::encode;
+    let mut query = vec![format!("limit={limit}")];
+    let fields = [
+        ("actor", &args.actor),
+        ("run", &args.run),
+        ("stage", &args.stage),
+        ("store", &args.store),
+        ("path_prefix", &args.path_prefix),
+        ("action", &args.action),
+        ("decision", &args.decision),
+        ("since", &args.since),
+        ("until", &args.until),
+    ];
+    for (name, value) in fields {
+        if let Some(v) = value {
+            query.push(format!("{name}={}", encode(v)));
+        }
+    }
+    if let Some(seq) = after_seq {
+        query.push(format!("after_seq={seq}"));
+    }
+    let body = crate::client::get_json(server, &format!("/api/v1/audit?{}", query.join("&")))?;
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn verify(audit: &Audit, state_dir: &Path) -> anyhow::Result<ExitCode> {
@@ -155,63 +200,20 @@ async fn verify(audit: &Audit, state_dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// A point in time: RFC 3339, or a duration before now.
-fn parse_time(text: &str) -> anyhow::Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let ago = weir_spec::parse_duration(text).ok_or_else(|| {
-        anyhow::anyhow!("`{text}` is neither an RFC 3339 time nor a duration such as `30d`")
-    })?;
-    Ok(Utc::now() - chrono::Duration::from_std(ago)?)
-}
-
 pub(crate) fn build_filter(args: &FilterArgs) -> anyhow::Result<Filter> {
-    let mut f = Filter::all();
-    if let Some(v) = &args.actor {
-        f = f.actor(v);
+    weir_engine::audit_query::FilterSpec {
+        actor: args.actor.clone(),
+        run: args.run.clone(),
+        stage: args.stage.clone(),
+        store: args.store.clone(),
+        path_prefix: args.path_prefix.clone(),
+        action: args.action.clone(),
+        decision: args.decision.clone(),
+        since: args.since.clone(),
+        until: args.until.clone(),
     }
-    if let Some(v) = &args.run {
-        f = f.run(v);
-    }
-    if let Some(v) = &args.stage {
-        f = f.stage(v);
-    }
-    if let Some(v) = &args.store {
-        f = f.store(v);
-    }
-    if let Some(v) = &args.path_prefix {
-        f = f.path_prefix(v);
-    }
-    if let Some(v) = &args.action {
-        let action = Action::ALL
-            .into_iter()
-            .find(|a| a.as_str() == v)
-            .ok_or_else(|| anyhow::anyhow!("unknown action `{v}`"))?;
-        f = f.action(action);
-    }
-    if let Some(v) = &args.decision {
-        let decision = [Decision::Allow, Decision::Deny, Decision::None]
-            .into_iter()
-            .find(|d| d.as_str() == v)
-            .ok_or_else(|| anyhow::anyhow!("unknown decision `{v}` (allow, deny, none)"))?;
-        f = f.decision(decision);
-    }
-    if args.since.is_some() || args.until.is_some() {
-        let since = args
-            .since
-            .as_deref()
-            .map(parse_time)
-            .transpose()?
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let until = args
-            .until
-            .as_deref()
-            .map(parse_time)
-            .transpose()?
-            .unwrap_or_else(Utc::now);
-        f = f.between(since, until);
-    }
-    Ok(f)
+    .to_filter()
+    .map_err(anyhow::Error::msg)
 }
 
 async fn query(
@@ -314,29 +316,13 @@ fn to_csv(events: &[AuditEvent]) -> String {
 }
 
 /// Every event matching `filter`, all pages.
-pub(crate) async fn all_events(audit: &Audit, filter: &Filter) -> anyhow::Result<Vec<AuditEvent>> {
-    let mut out: Vec<AuditEvent> = Vec::new();
-    let mut page = Page::first(weir_audit::MAX_PAGE_LIMIT);
-    loop {
-        let batch = audit.sink().query(filter, page.clone()).await?;
-        let done = batch.len() < page.limit as usize;
-        if let Some(last) = batch.last() {
-            page = Page::after(last, page.limit);
-        }
-        out.extend(batch);
-        if done {
-            return Ok(out);
-        }
-    }
-}
-
 async fn export(
     audit: &Audit,
     args: &FilterArgs,
     format: ExportFormat,
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let events = all_events(audit, &build_filter(args)?).await?;
+    let events = weir_engine::review::all_events(audit, &build_filter(args)?).await?;
     match format {
         ExportFormat::Jsonl => {
             let mut body = String::new();

@@ -2,14 +2,18 @@
 
 mod access;
 mod audit;
+mod client;
 mod example;
 mod graph;
 mod keys;
 mod load;
+mod login;
 mod plan;
 mod review;
 mod run;
 mod runs;
+mod serve;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -99,6 +103,37 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Serve the HTTP API.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// The folder of pipelines callers may run by name.
+        #[arg(long, default_value = "pipelines")]
+        pipelines: PathBuf,
+        #[command(flatten)]
+        idp: serve::ExternalIdp,
+    },
+    /// Issue API tokens (needs the server's state folder).
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
+    /// Store an API token for a server in the OS keyring.
+    Login {
+        /// The server, e.g. `http://127.0.0.1:8080`.
+        #[arg(long)]
+        server: String,
+        /// Read the token from stdin instead of prompting.
+        #[arg(long)]
+        stdin: bool,
+    },
+    /// Remove the token stored for a server.
+    Logout {
+        /// The server.
+        #[arg(long)]
+        server: String,
+    },
     /// Example data for the pipelines in `pipelines/`.
     Example {
         #[command(subcommand)]
@@ -145,6 +180,18 @@ fn main() -> ExitCode {
         } => review::review(&cli.state_dir, &cli.policies, &since, output),
         Command::Keys { command } => keys::keys(command, &cli.state_dir),
         Command::Example { command } => example::example(command),
+        Command::Serve {
+            listen,
+            pipelines,
+            idp,
+        } => serve::serve(&listen, &cli.state_dir, &cli.policies, &pipelines, &idp),
+        Command::Token { command } => token::token(command, &cli.state_dir),
+        Command::Login { server, stdin } => {
+            login::login(&server, stdin, client::store().as_ref()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Logout { server } => {
+            login::logout(&server, client::store().as_ref()).map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

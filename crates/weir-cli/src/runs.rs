@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use weir_engine::record::RunStore;
+use weir_engine::record::{RunRecord, RunStore};
 
 use crate::Output;
 
@@ -14,6 +14,10 @@ pub(crate) enum RunsCommand {
         /// How many to show.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Ask this weir server instead of the local state folder (token
+        /// from `WEIR_TOKEN` or `weir login`).
+        #[arg(long)]
+        server: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
@@ -32,8 +36,19 @@ pub(crate) enum RunsCommand {
 pub(crate) fn runs(command: RunsCommand, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let store = RunStore::new(state_dir);
     match command {
-        RunsCommand::List { limit, output } => {
-            let runs: Vec<_> = store.list()?.into_iter().take(limit).collect();
+        RunsCommand::List {
+            limit,
+            output,
+            server,
+        } => {
+            let runs: Vec<RunRecord> = match server {
+                Some(server) => {
+                    let body = crate::client::get_json(&server, "/api/v1/runs")?;
+                    serde_json::from_value(body.get("runs").cloned().unwrap_or_default())?
+                }
+                None => store.list()?,
+            };
+            let runs: Vec<_> = runs.into_iter().take(limit).collect();
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
             } else if runs.is_empty() {

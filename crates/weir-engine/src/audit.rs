@@ -47,13 +47,21 @@ impl Audit {
     /// # Errors
     /// [`Error::Audit`] if the log or its keys cannot be opened.
     pub async fn open_local(state_dir: &Path) -> Result<Self> {
+        Self::open_local_as(state_dir, Origin::Cli).await
+    }
+
+    /// [`open_local`](Self::open_local) for another origin (the API server).
+    ///
+    /// # Errors
+    /// [`Error::Audit`] if the log or its keys cannot be opened.
+    pub async fn open_local_as(state_dir: &Path, origin: Origin) -> Result<Self> {
         let signer = Arc::new(CheckpointSigner::open_or_create(state_dir).map_err(Error::audit)?);
         let key = Arc::new(AuditKey::open_or_create(state_dir).map_err(Error::audit)?);
         let chain = ChainId::parse(LOCAL_CHAIN).map_err(Error::audit)?;
         let sink = SqliteSink::open_in_state_dir(state_dir, SinkConfig::new(chain, signer))
             .await
             .map_err(Error::audit)?;
-        Ok(Self::new(Arc::new(sink), key, Origin::Cli))
+        Ok(Self::new(Arc::new(sink), key, origin))
     }
 
     /// An audit trail over any sink (PostgreSQL, a failing sink in tests).

@@ -28,6 +28,7 @@
 )]
 
 pub mod audit;
+pub mod audit_query;
 mod command;
 pub mod dataset;
 mod engine;
@@ -35,6 +36,7 @@ mod error;
 mod presign;
 pub mod record;
 pub mod registry;
+pub mod review;
 pub mod scheduler;
 pub mod security;
 pub mod sql;

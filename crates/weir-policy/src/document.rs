@@ -20,7 +20,7 @@ use crate::principal::{Principal, PrincipalKind, Role};
 mod grants;
 
 const TOP: &[&str] = &["version", "stores", "principals", "grants"];
-const PRINCIPAL: &[&str] = &["kind", "roles", "description"];
+const PRINCIPAL: &[&str] = &["kind", "roles", "run_as", "description"];
 
 /// A grant with the locations merge-time diagnostics point at.
 pub(crate) struct LocatedGrant {
@@ -202,6 +202,10 @@ fn decode_principal(cx: &mut Ctx, key: &Node, name: String, node: &Node) -> Opti
         Some(n) => keyword_list(cx, n, "`roles`", Role::NAMES, Role::from_name),
         None => Some(Vec::new()),
     };
+    let run_as = match f.get("run_as") {
+        Some(n) => run_as(cx, n, &what, kind),
+        None => Some(Vec::new()),
+    };
     let description = f
         .get("description")
         .and_then(|n| decode::string(cx, n, "`description`"));
@@ -209,7 +213,47 @@ fn decode_principal(cx: &mut Ctx, key: &Node, name: String, node: &Node) -> Opti
         name,
         kind: kind?,
         roles: roles?,
+        run_as: run_as?,
         description,
         origin: key.loc.clone(),
     })
+}
+
+/// `run_as`: the service principals a user may start pipelines as (through
+/// the API, with the `engineer` role). Users only; no repeats.
+fn run_as(
+    cx: &mut Ctx,
+    node: &Node,
+    what: &str,
+    kind: Option<PrincipalKind>,
+) -> Option<Vec<String>> {
+    if kind == Some(PrincipalKind::Service) {
+        cx.error(
+            &node.loc,
+            format!("{what}: `run_as` is only for `kind: user`"),
+        )
+        .hint("a service principal is what pipelines run as; list it in a user's `run_as`");
+        return None;
+    }
+    let NodeKind::Seq(items) = &node.kind else {
+        cx.error(
+            &node.loc,
+            format!("{what}: `run_as` must be a list of service principals"),
+        )
+        .hint("e.g. `run_as: [svc-customer-features]`");
+        return None;
+    };
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for item in items {
+        match decode::name(cx, item, "a `run_as` entry", NameKind::Principal) {
+            Some(n) if out.contains(&n) => {
+                cx.error(&item.loc, format!("`{n}` is listed twice in `run_as`"));
+                ok = false;
+            }
+            Some(n) => out.push(n),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }

@@ -85,6 +85,9 @@ pub struct Principal {
     pub kind: PrincipalKind,
     /// Roles on the weir service, without repeats.
     pub roles: Vec<Role>,
+    /// Users only: the service principals whose pipelines this user may
+    /// start through the API (as an `engineer`).
+    pub run_as: Vec<String>,
     /// Free text.
     pub description: Option<String>,
     /// Where it is declared.

@@ -1,0 +1,81 @@
+//! `weir serve`: the HTTP API.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use weir_audit::Origin;
+use weir_auth::{ApiKeySet, ApiVerifier, ApiVerifierConfig};
+use weir_engine::{Audit, Security};
+use weir_server::AppState;
+
+/// Verified API tokens kept in the cache.
+const CACHE_CAPACITY: u64 = 100_000;
+
+/// Where an external identity provider's keys come from.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExternalIdp {
+    /// A JWKS file of an external identity provider (RS256, ES256, EdDSA keys).
+    #[arg(long, requires_all = ["jwks_issuer", "jwks_audience"])]
+    pub(crate) jwks: Option<PathBuf>,
+    /// The `iss` of the provider's tokens.
+    #[arg(long)]
+    pub(crate) jwks_issuer: Option<String>,
+    /// The `aud` the provider's tokens carry for weir.
+    #[arg(long)]
+    pub(crate) jwks_audience: Option<String>,
+}
+
+/// `weir serve`.
+pub(crate) fn serve(
+    listen: &str,
+    state_dir: &Path,
+    policies_dir: &Path,
+    pipelines_dir: &Path,
+    idp: &ExternalIdp,
+) -> anyhow::Result<ExitCode> {
+    let Some(policies) = crate::access::load_policies(policies_dir)? else {
+        return Ok(ExitCode::from(crate::load::EXIT_INVALID));
+    };
+    anyhow::ensure!(
+        pipelines_dir.is_dir(),
+        "--pipelines {}: no such folder",
+        pipelines_dir.display()
+    );
+    let keys = ApiKeySet::load_or_create(state_dir)?;
+    let mut verifier = ApiVerifier::new(
+        &keys,
+        ApiVerifierConfig::new(weir_server::API_ISSUER, weir_server::API_AUDIENCE),
+    )
+    .with_cache(CACHE_CAPACITY);
+    if let (Some(file), Some(iss), Some(aud)) = (&idp.jwks, &idp.jwks_issuer, &idp.jwks_audience) {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let jwks: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", file.display()))?;
+        verifier = verifier.with_external_jwks(&jwks, iss, aud)?;
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let audit = Audit::open_local_as(state_dir, Origin::Api).await?;
+        let security = Arc::new(Security::open(state_dir, policies.clone(), audit.clone())?);
+        let state = AppState::new(
+            verifier,
+            audit,
+            security,
+            Arc::new(policies),
+            state_dir.to_path_buf(),
+            pipelines_dir.to_path_buf(),
+        );
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        eprintln!("weir API on http://{}", listener.local_addr()?);
+        weir_server::serve(listener, state, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

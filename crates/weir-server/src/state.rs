@@ -1,0 +1,127 @@
+//! The state every handler shares.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use weir_audit::NewEvent;
+use weir_auth::ApiVerifier;
+use weir_engine::{Audit, Security};
+use weir_policy::PolicySet;
+
+use crate::error::ApiError;
+use crate::runs::RunManager;
+
+/// Shared, cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    verifier: ApiVerifier,
+    audit: Audit,
+    security: Arc<Security>,
+    policies: Arc<PolicySet>,
+    state_dir: PathBuf,
+    pipelines_dir: PathBuf,
+    runs: RunManager,
+    failures: moka::sync::Cache<IpAddr, Arc<AtomicU32>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("state_dir", &self.0.state_dir)
+            .field("pipelines_dir", &self.0.pipelines_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Everything the handlers need. `security` must have been opened with
+    /// `audit` (its origin should be [`weir_audit::Origin::Api`]).
+    #[must_use]
+    pub fn new(
+        verifier: ApiVerifier,
+        audit: Audit,
+        security: Arc<Security>,
+        policies: Arc<PolicySet>,
+        state_dir: PathBuf,
+        pipelines_dir: PathBuf,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            verifier,
+            audit,
+            security,
+            policies,
+            state_dir,
+            pipelines_dir,
+            runs: RunManager::default(),
+            failures: crate::auth::failure_counter(),
+        }))
+    }
+
+    /// The API token verifier.
+    #[must_use]
+    pub fn verifier(&self) -> &ApiVerifier {
+        &self.0.verifier
+    }
+
+    /// The audit trail.
+    #[must_use]
+    pub fn audit(&self) -> &Audit {
+        &self.0.audit
+    }
+
+    /// Appends `event`; a failure refuses the request (fail closed).
+    ///
+    /// # Errors
+    /// [`ApiError::AuditUnavailable`].
+    pub async fn record(&self, event: NewEvent) -> Result<(), ApiError> {
+        self.0.audit.record(event).await.map_err(|e| {
+            tracing::error!(error = %e, "audit append failed; refusing the request");
+            ApiError::AuditUnavailable
+        })
+    }
+
+    /// The engine's security context.
+    #[must_use]
+    pub fn security(&self) -> &Arc<Security> {
+        &self.0.security
+    }
+
+    /// The policies in force.
+    #[must_use]
+    pub fn policies(&self) -> &PolicySet {
+        &self.0.policies
+    }
+
+    /// weir's state folder.
+    #[must_use]
+    pub fn state_dir(&self) -> &Path {
+        &self.0.state_dir
+    }
+
+    /// The folder of pipelines callers may run by name.
+    #[must_use]
+    pub fn pipelines_dir(&self) -> &Path {
+        &self.0.pipelines_dir
+    }
+
+    /// Runs started here.
+    #[must_use]
+    pub fn runs(&self) -> &RunManager {
+        &self.0.runs
+    }
+
+    pub(crate) fn failures_of(&self, client: IpAddr) -> u32 {
+        self.0
+            .failures
+            .get(&client)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn count_failure(&self, client: IpAddr) {
+        crate::auth::count(&self.0.failures, client);
+    }
+}
