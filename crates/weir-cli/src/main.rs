@@ -112,7 +112,7 @@ enum Command {
         #[arg(long, default_value = "pipelines")]
         pipelines: PathBuf,
         #[command(flatten)]
-        idp: serve::ExternalIdp,
+        idp: serve::AuthOptions,
     },
     /// Issue API tokens (needs the server's state folder).
     Token {

@@ -10,12 +10,9 @@ use weir_auth::{ApiKeySet, ApiVerifier, ApiVerifierConfig};
 use weir_engine::{Audit, Security};
 use weir_server::AppState;
 
-/// Verified API tokens kept in the cache.
-const CACHE_CAPACITY: u64 = 100_000;
-
-/// Where an external identity provider's keys come from.
+/// How API tokens are verified.
 #[derive(Debug, clap::Args)]
-pub(crate) struct ExternalIdp {
+pub(crate) struct AuthOptions {
     /// A JWKS file of an external identity provider (RS256, ES256, EdDSA keys).
     #[arg(long, requires_all = ["jwks_issuer", "jwks_audience"])]
     pub(crate) jwks: Option<PathBuf>,
@@ -25,6 +22,10 @@ pub(crate) struct ExternalIdp {
     /// The `aud` the provider's tokens carry for weir.
     #[arg(long)]
     pub(crate) jwks_audience: Option<String>,
+    /// Verified tokens kept in the cache (0 turns the cache off; revocation
+    /// is checked on every request either way).
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) token_cache: u64,
 }
 
 /// `weir serve`.
@@ -33,7 +34,7 @@ pub(crate) fn serve(
     state_dir: &Path,
     policies_dir: &Path,
     pipelines_dir: &Path,
-    idp: &ExternalIdp,
+    idp: &AuthOptions,
 ) -> anyhow::Result<ExitCode> {
     let Some(policies) = crate::access::load_policies(policies_dir)? else {
         return Ok(ExitCode::from(crate::load::EXIT_INVALID));
@@ -48,7 +49,7 @@ pub(crate) fn serve(
         &keys,
         ApiVerifierConfig::new(weir_server::API_ISSUER, weir_server::API_AUDIENCE),
     )
-    .with_cache(CACHE_CAPACITY);
+    .with_cache(idp.token_cache);
     if let (Some(file), Some(iss), Some(aud)) = (&idp.jwks, &idp.jwks_issuer, &idp.jwks_audience) {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?;
