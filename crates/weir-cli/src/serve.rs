@@ -26,6 +26,10 @@ pub(crate) struct AuthOptions {
     /// is checked on every request either way).
     #[arg(long, default_value_t = 100_000)]
     pub(crate) token_cache: u64,
+    /// Share API-token revocations with every server through this Redis
+    /// (`redis://127.0.0.1:6379`); without it, revocations are per process.
+    #[arg(long)]
+    pub(crate) revocation: Option<String>,
 }
 
 /// `weir serve`.
@@ -59,6 +63,12 @@ pub(crate) fn serve(
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        if let Some(url) = &idp.revocation {
+            let list = weir_server::revocation::RedisRevocation::connect(url)
+                .await
+                .with_context(|| format!("cannot use {url} for revocations"))?;
+            verifier = verifier.with_revocation(list);
+        }
         let audit = Audit::open_local_as(state_dir, Origin::Api).await?;
         let security = Arc::new(Security::open(state_dir, policies.clone(), audit.clone())?);
         let state = AppState::new(

@@ -23,11 +23,67 @@ pub(crate) enum TokenCommand {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
+    /// Revoke an API token by id (`jti`, shown by `audit query` as an HMAC,
+    /// or kept when issuing) on every server sharing the Redis list.
+    Revoke {
+        /// The token's `jti`.
+        #[arg(long)]
+        jti: String,
+        /// Until when to keep refusing it (Unix seconds; default: 30 days,
+        /// the longest an API token lives).
+        #[arg(long)]
+        until: Option<i64>,
+        /// The Redis the servers share (`weir serve --revocation`).
+        #[arg(long)]
+        revocation: String,
+    },
 }
 
 /// `weir token ...`.
 pub(crate) fn token(command: TokenCommand, state_dir: &Path) -> anyhow::Result<ExitCode> {
-    let TokenCommand::Issue { sub, roles, ttl } = command;
+    match command {
+        TokenCommand::Issue { sub, roles, ttl } => issue(state_dir, &sub, &roles, &ttl),
+        TokenCommand::Revoke {
+            jti,
+            until,
+            revocation,
+        } => revoke(state_dir, &jti, until, &revocation),
+    }
+}
+
+fn revoke(state_dir: &Path, jti: &str, until: Option<i64>, url: &str) -> anyhow::Result<ExitCode> {
+    use weir_auth::RevocationList;
+    anyhow::ensure!(
+        !jti.is_empty() && jti.len() <= 128 && jti.chars().all(|c| c.is_ascii_alphanumeric()),
+        "--jti must be a token id (letters and digits)"
+    );
+    let until = until.unwrap_or_else(|| {
+        chrono::Utc::now().timestamp()
+            + i64::try_from(weir_auth::API_MAX_LIFETIME.as_secs()).unwrap_or(0)
+            + 60
+    });
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let list = weir_server::revocation::RedisRevocation::connect(url).await?;
+        let id = jti.to_owned();
+        tokio::task::spawn_blocking(move || list.revoke(&id, until)).await??;
+        let audit = Audit::open_local(state_dir).await?;
+        audit
+            .record(
+                audit
+                    .event("admin", AuditAction::TokenRevoke, Decision::None)
+                    .with_token(audit.token(jti))
+                    .with_reason(format!("api token revoked until {until}")),
+            )
+            .await?;
+        anyhow::Ok(())
+    })?;
+    println!("revoked; every server following {url} refuses it now");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn issue(state_dir: &Path, sub: &str, roles: &[String], ttl: &str) -> anyhow::Result<ExitCode> {
+    let (sub, ttl) = (sub.to_owned(), ttl.to_owned());
     let roles = roles
         .iter()
         .map(|r| {
@@ -60,6 +116,10 @@ pub(crate) fn token(command: TokenCommand, state_dir: &Path) -> anyhow::Result<E
             .await?;
         anyhow::Ok(())
     })?;
+    eprintln!(
+        "token id (jti) {}, expires {}; revoke with `weir token revoke --jti {} --revocation REDIS_URL`",
+        minted.jti, minted.exp, minted.jti
+    );
     println!("{}", minted.token.expose());
     Ok(ExitCode::SUCCESS)
 }

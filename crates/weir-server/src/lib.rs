@@ -19,6 +19,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod openapi;
+pub mod revocation;
 pub mod roles;
 pub mod runs;
 pub mod state;

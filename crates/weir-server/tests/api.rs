@@ -52,6 +52,10 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 async fn start() -> Server {
+    start_with(None).await
+}
+
+async fn start_with(revocation: Option<Arc<dyn weir_auth::RevocationList>>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     std::fs::create_dir_all(root.join("pipelines")).unwrap();
@@ -77,8 +81,11 @@ async fn start() -> Server {
     let audit = Audit::open_local_as(&state_dir, Origin::Api).await.unwrap();
     let security = Arc::new(Security::open(&state_dir, policies.clone(), audit.clone()).unwrap());
     let keys = ApiKeySet::load_or_create(&state_dir).unwrap();
-    let verifier =
+    let mut verifier =
         ApiVerifier::new(&keys, ApiVerifierConfig::new(API_ISSUER, API_AUDIENCE)).with_cache(1000);
+    if let Some(list) = revocation {
+        verifier = verifier.with_revocation(list);
+    }
     let state = AppState::new(
         verifier,
         audit,
@@ -488,4 +495,70 @@ async fn oversized_bodies_and_headers_are_refused() {
         response.status(),
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
     );
+}
+
+/// Two servers sharing one Redis revocation list: a token revoked through
+/// a third client is refused by both, though both had it cached. Runs when
+/// `WEIR_TEST_REDIS_URL` is set (CI sets it).
+#[tokio::test]
+async fn a_revocation_in_redis_reaches_every_server() {
+    use weir_server::revocation::RedisRevocation;
+    let Ok(url) = std::env::var("WEIR_TEST_REDIS_URL") else {
+        eprintln!("skipped: WEIR_TEST_REDIS_URL is not set (.ci/run sets it)");
+        return;
+    };
+    let one = start_with(Some(RedisRevocation::connect(&url).await.unwrap())).await;
+    // The second server trusts the first one's signing keys: same state dir keys.
+    let two = start_with(Some(RedisRevocation::connect(&url).await.unwrap())).await;
+    let minted_one = one
+        .keys
+        .minter(API_ISSUER, API_AUDIENCE)
+        .mint("carol", &[Role::Auditor], Duration::from_secs(3600))
+        .unwrap();
+    let minted_two = two
+        .keys
+        .minter(API_ISSUER, API_AUDIENCE)
+        .mint("carol", &[Role::Auditor], Duration::from_secs(3600))
+        .unwrap();
+    let (t1, t2) = (minted_one.token.expose(), minted_two.token.expose());
+    assert_eq!(
+        one.get("/api/v1/whoami", Some(t1)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        two.get("/api/v1/whoami", Some(t2)).await.status(),
+        StatusCode::OK
+    );
+    // An admin elsewhere revokes both ids.
+    let admin = RedisRevocation::connect(&url).await.unwrap();
+    for m in [&minted_one, &minted_two] {
+        let (list, jti, exp) = (Arc::clone(&admin), m.jti.clone(), m.exp);
+        tokio::task::spawn_blocking(move || {
+            weir_auth::RevocationList::revoke(list.as_ref(), &jti, exp + 60)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let a = one.get("/api/v1/whoami", Some(t1)).await.status();
+        let b = two.get("/api/v1/whoami", Some(t2)).await.status();
+        if a == StatusCode::UNAUTHORIZED && b == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still accepted: {a} {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A server that starts later learns the revocation from the set.
+    let three = start_with(Some(RedisRevocation::connect(&url).await.unwrap())).await;
+    let list = RedisRevocation::connect(&url).await.unwrap();
+    assert!(weir_auth::RevocationList::is_revoked(
+        list.as_ref(),
+        &minted_one.jti
+    ));
+    drop(three);
 }
