@@ -41,18 +41,20 @@ pub(crate) fn runs(command: RunsCommand, state_dir: &Path) -> anyhow::Result<Exi
             output,
             server,
         } => {
-            let runs: Vec<RunRecord> = match server {
+            let (runs, source): (Vec<RunRecord>, String) = match server {
                 Some(server) => {
                     let body = crate::client::get_json(&server, "/api/v1/runs")?;
-                    serde_json::from_value(body.get("runs").cloned().unwrap_or_default())?
+                    let runs =
+                        serde_json::from_value(body.get("runs").cloned().unwrap_or_default())?;
+                    (runs, server)
                 }
-                None => store.list()?,
+                None => (store.list()?, state_dir.display().to_string()),
             };
             let runs: Vec<_> = runs.into_iter().take(limit).collect();
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
             } else if runs.is_empty() {
-                println!("no runs in {}", state_dir.display());
+                println!("no runs in {source}");
             } else {
                 println!("{:26}  {:24}  {:9}  STARTED", "RUN", "PIPELINE", "STATUS");
                 for r in runs {
