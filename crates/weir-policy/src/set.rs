@@ -402,6 +402,39 @@ grants:
     }
 
     #[test]
+    fn run_as_is_for_users_only_and_lists_each_service_once() {
+        let set = load(
+            "version: 1\nprincipals:\n  svc-a: { kind: service }\n  alice: { kind: user, roles: [engineer], run_as: [svc-a] }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            set.principal("alice").unwrap().run_as,
+            vec!["svc-a".to_owned()]
+        );
+        assert!(set.principal("svc-a").unwrap().run_as.is_empty());
+        let bad = [
+            (
+                "  svc-b: { kind: service, run_as: [svc-a] }\n",
+                "only for `kind: user`",
+            ),
+            (
+                "  bob: { kind: user, run_as: [svc-a, svc-a] }\n",
+                "listed twice",
+            ),
+            ("  bob: { kind: user, run_as: svc-a }\n", "must be a list"),
+            (
+                "  bob: { kind: user, run_as: [\"Not A Name\"] }\n",
+                "run_as",
+            ),
+        ];
+        for (line, expected) in bad {
+            let text = format!("version: 1\nprincipals:\n  svc-a: {{ kind: service }}\n{line}");
+            let all = messages(load(&text).unwrap_err()).join("\n");
+            assert!(all.contains(expected), "{line}: {all}");
+        }
+    }
+
+    #[test]
     fn loads_the_documented_format() {
         let set = load(BASE).unwrap();
         let g = set.grant("a-read-raw").unwrap();
