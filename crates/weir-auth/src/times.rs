@@ -15,6 +15,19 @@
 
 use crate::error::{Error, Result};
 
+/// Checks a configured clock-skew leeway: at most [`MAX_LEEWAY`](crate::MAX_LEEWAY).
+///
+/// # Errors
+/// [`Error::InvalidConfig`](crate::Error::InvalidConfig) above it.
+pub(crate) fn check_leeway(leeway: std::time::Duration) -> Result<()> {
+    if leeway > crate::MAX_LEEWAY {
+        return Err(Error::InvalidConfig {
+            reason: "leeway may be at most 30 s",
+        });
+    }
+    Ok(())
+}
+
 /// The time claims of a token, in Unix seconds.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Validity {

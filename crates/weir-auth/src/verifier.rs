@@ -18,7 +18,7 @@ use crate::jws::{self, Unverified};
 use crate::kid::Kid;
 use crate::revocation::{InMemoryRevocationList, RevocationList};
 use crate::times::{TimePolicy, Validity};
-use crate::token::{DEFAULT_MAX_LIFETIME, MAX_LEEWAY, StageClaims, TokenType};
+use crate::token::{DEFAULT_MAX_LIFETIME, StageClaims, TokenType};
 
 /// Default clock-skew leeway.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(10);
@@ -53,11 +53,7 @@ impl VerifierConfig {
     ///
     /// [`Error::InvalidConfig`] if `leeway` exceeds [`MAX_LEEWAY`].
     pub fn with_leeway(mut self, leeway: Duration) -> Result<Self> {
-        if leeway > MAX_LEEWAY {
-            return Err(Error::InvalidConfig {
-                reason: "leeway may be at most 30 s",
-            });
-        }
+        crate::times::check_leeway(leeway)?;
         self.leeway = leeway;
         Ok(self)
     }
@@ -411,6 +407,7 @@ impl fmt::Debug for StageVerifier {
 mod tests {
     use super::*;
     use crate::StageKeySet;
+    use crate::token::MAX_LEEWAY;
     use serde_json::json;
 
     #[test]

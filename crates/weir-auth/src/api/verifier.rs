@@ -24,7 +24,7 @@ use crate::jws::{self, Unverified};
 use crate::kid::Kid;
 use crate::revocation::{InMemoryRevocationList, RevocationList};
 use crate::times::{TimePolicy, Validity};
-use crate::token::{MAX_LEEWAY, check_config_name};
+use crate::token::check_config_name;
 use crate::verifier::DEFAULT_LEEWAY;
 
 /// API token headers: `alg`, `kid`, `typ` (`JWT`, or `at+jwt` as RFC 9068
@@ -63,11 +63,7 @@ impl ApiVerifierConfig {
     ///
     /// [`Error::InvalidConfig`] if `leeway` exceeds [`MAX_LEEWAY`] (30 s).
     pub fn with_leeway(mut self, leeway: Duration) -> Result<Self> {
-        if leeway > MAX_LEEWAY {
-            return Err(Error::InvalidConfig {
-                reason: "leeway may be at most 30 s",
-            });
-        }
+        crate::times::check_leeway(leeway)?;
         self.leeway = leeway;
         Ok(self)
     }
