@@ -51,7 +51,7 @@ impl VerifierConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] if `leeway` exceeds [`MAX_LEEWAY`].
+    /// [`Error::InvalidConfig`] if `leeway` exceeds [`MAX_LEEWAY`](crate::MAX_LEEWAY).
     pub fn with_leeway(mut self, leeway: Duration) -> Result<Self> {
         crate::times::check_leeway(leeway)?;
         self.leeway = leeway;

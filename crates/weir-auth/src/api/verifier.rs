@@ -61,7 +61,7 @@ impl ApiVerifierConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] if `leeway` exceeds [`MAX_LEEWAY`] (30 s).
+    /// [`Error::InvalidConfig`] if `leeway` exceeds [`MAX_LEEWAY`](crate::MAX_LEEWAY) (30 s).
     pub fn with_leeway(mut self, leeway: Duration) -> Result<Self> {
         crate::times::check_leeway(leeway)?;
         self.leeway = leeway;
