@@ -48,11 +48,14 @@ pub enum Action {
     /// An authenticated API caller asked for something its roles do not
     /// allow (deny), or a sensitive request was allowed (allow).
     Authorize,
+    /// A worker received a task envelope: allow when it verified and its
+    /// stage ran, deny (with the reason) when it was refused unopened.
+    TaskReceive,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Read,
         Self::Write,
         Self::List,
@@ -67,6 +70,7 @@ impl Action {
         Self::AccessReview,
         Self::Authenticate,
         Self::Authorize,
+        Self::TaskReceive,
     ];
 
     /// The stored name (`read`, `run_start`, ...).
@@ -87,6 +91,7 @@ impl Action {
             Self::AccessReview => "access_review",
             Self::Authenticate => "authenticate",
             Self::Authorize => "authorize",
+            Self::TaskReceive => "task_receive",
         }
     }
 }

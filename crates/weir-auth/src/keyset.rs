@@ -230,6 +230,22 @@ impl StageKeySet {
         json!({ "keys": keys })
     }
 
+    /// A verifier for stage tokens built from the public halves on disk
+    /// alone, as a worker holds them: no private key is read or created.
+    /// Keys whose retention ended before `now` are left out.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if there is no key set under `state_dir` yet,
+    /// [`Error::InsecurePermissions`] or [`Error::InvalidKeyStore`].
+    pub fn public_verifier(
+        state_dir: &Path,
+        now: i64,
+        config: VerifierConfig,
+    ) -> Result<StageVerifier> {
+        public_verifier(state_dir, now, config)
+    }
+
     /// A verifier holding only the public keys of this set.
     #[must_use]
     pub fn verifier(&self, config: VerifierConfig) -> StageVerifier {
@@ -323,30 +339,66 @@ fn decode_public(x: &str, path: &Path) -> Result<[u8; 32]> {
         .map_err(|_| Error::key_store(path, "public key is not 32 bytes"))
 }
 
-fn load(dir: &Path, retention: Duration) -> Result<StageKeySet> {
-    let manifest_path = dir.join(MANIFEST);
-    let raw = read_private(&manifest_path)?;
+/// A verifier for stage tokens built from the public halves in
+/// `<state_dir>/keys/stage/keyset.json` alone: what a worker holds. It never
+/// reads a private key and never creates one; keys whose retention ended
+/// before `now` are left out.
+///
+/// # Errors
+///
+/// [`Error::Io`] if there is no key set (run `weir keys jwks` or any run on
+/// the coordinator first), [`Error::InsecurePermissions`] or
+/// [`Error::InvalidKeyStore`].
+fn public_verifier(state_dir: &Path, now: i64, config: VerifierConfig) -> Result<StageVerifier> {
+    let manifest_path = state_dir.join("keys").join("stage").join(MANIFEST);
+    let manifest = read_manifest(&manifest_path)?;
+    let mut trusted = Vec::new();
+    for key in &manifest.keys {
+        let (kid, public) = checked_public(key, &manifest_path)?;
+        if key.retire_after.is_none_or(|t| t > now) {
+            trusted.push((kid, public));
+        }
+    }
+    Ok(StageVerifier::from_trusted_keys(trusted, config))
+}
+
+/// Reads and parses the manifest at `manifest_path` (0600 enforced).
+fn read_manifest(manifest_path: &Path) -> Result<Manifest> {
+    let raw = read_private(manifest_path)?;
     let manifest: Manifest = serde_json::from_slice(&raw)
-        .map_err(|_| Error::key_store(&manifest_path, "manifest is not valid JSON"))?;
+        .map_err(|_| Error::key_store(manifest_path, "manifest is not valid JSON"))?;
     if manifest.version != MANIFEST_VERSION {
         return Err(Error::key_store(
-            &manifest_path,
+            manifest_path,
             "unsupported manifest version",
         ));
     }
+    Ok(manifest)
+}
+
+/// A manifest entry's kid and public key, the kid checked to be the key's
+/// thumbprint.
+fn checked_public(key: &ManifestKey, manifest_path: &Path) -> Result<(Kid, [u8; 32])> {
+    let kid = Kid::parse(&key.kid)
+        .map_err(|_| Error::key_store(manifest_path, "invalid kid in manifest"))?;
+    let public = decode_public(&key.x, manifest_path)?;
+    if Kid::thumbprint(&public) != kid {
+        return Err(Error::key_store(
+            manifest_path,
+            "kid is not the key's thumbprint",
+        ));
+    }
+    Ok((kid, public))
+}
+
+fn load(dir: &Path, retention: Duration) -> Result<StageKeySet> {
+    let manifest_path = dir.join(MANIFEST);
+    let manifest = read_manifest(&manifest_path)?;
     let mut active = None;
     let mut previous = Vec::new();
     let mut seen = HashMap::new();
     for key in &manifest.keys {
-        let kid = Kid::parse(&key.kid)
-            .map_err(|_| Error::key_store(&manifest_path, "invalid kid in manifest"))?;
-        let public = decode_public(&key.x, &manifest_path)?;
-        if Kid::thumbprint(&public) != kid {
-            return Err(Error::key_store(
-                &manifest_path,
-                "kid is not the key's thumbprint",
-            ));
-        }
+        let (kid, public) = checked_public(key, &manifest_path)?;
         if seen.insert(kid.clone(), ()).is_some() {
             return Err(Error::key_store(&manifest_path, "kid listed twice"));
         }

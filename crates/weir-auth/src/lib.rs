@@ -12,6 +12,11 @@
 //! provider's (RS256, ES256 or EdDSA from its JWKS). An [`ApiVerifier`] turns
 //! it into an [`Identity`] with [`Role`]s; see the [`api`] module.
 //!
+//! Tasks travel from the coordinator to workers, and results back, in
+//! HMAC-SHA256 *envelopes*: a [`Sealer`] signs, an [`Opener`] verifies the
+//! raw bytes before decoding anything and refuses replays through a
+//! [`NonceStore`]; see the [`envelope`] module.
+//!
 //! ```
 //! use std::time::Duration;
 //! use weir_auth::{Action, ActionSet, MintRequest, Minter, PathKind, Scope, ScopeEntry,
@@ -71,6 +76,10 @@
 //!   A rotated-out public key is kept until every token it signed has expired.
 //! - Revocation is consulted on every verification, cached or not; a cached
 //!   entry is never served at or after its token's `exp`.
+//! - An envelope is refused on its length alone if oversized, and nothing in
+//!   it is decoded or parsed before its MAC (compared in constant time)
+//!   verifies; each nonce opens for execution once; envelope keys are
+//!   hot-reloaded without torn reads.
 //! - No `unsafe`; untrusted input never panics.
 //!
 //! # Non-goals
@@ -100,6 +109,7 @@ pub mod api;
 mod cache;
 mod clock;
 mod compact;
+pub mod envelope;
 mod error;
 mod jws;
 mod keyset;
@@ -121,6 +131,12 @@ pub use api::{
 };
 pub use cache::{DEFAULT_CACHE_CAPACITY, VerifiedCache};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use envelope::{
+    DEFAULT_ENVELOPE_GRACE, DEFAULT_MAX_ENVELOPE_BYTES, DEFAULT_MAX_ENVELOPE_LIFETIME,
+    DEFAULT_MISS_RELOAD_INTERVAL, DEFAULT_NONCE_CAPACITY, ENVELOPE_VERSION, EnvelopeError,
+    EnvelopeHeader, EnvelopeKeys, EnvelopeType, HMAC_KEYS_FILE, HmacKeySet, InMemoryNonces,
+    NonceStore, NonceStoreError, Opened, Opener, Sealer,
+};
 pub use error::{Error, Result};
 pub use keyset::{DEFAULT_RETENTION, StageKeySet};
 pub use kid::{Kid, MAX_KID_LEN};

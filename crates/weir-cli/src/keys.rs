@@ -4,12 +4,19 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use weir_auth::StageKeySet;
+use weir_auth::envelope::HmacKeySet;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum KeysCommand {
     /// Make a new active signing key. Old public keys stay trusted until every
     /// token they signed has expired.
-    Rotate,
+    Rotate {
+        /// Rotate the HMAC key that signs task envelopes instead. The old key
+        /// still verifies for the longest time a task can wait (the longest
+        /// token lifetime); workers pick up the new key without restarting.
+        #[arg(long)]
+        hmac: bool,
+    },
     /// Print the public keys as a JWKS document.
     Jwks,
 }
@@ -20,29 +27,21 @@ fn now() -> i64 {
 
 /// `weir keys ...`.
 pub(crate) fn keys(command: KeysCommand, state_dir: &Path) -> anyhow::Result<ExitCode> {
+    if let KeysCommand::Rotate { hmac: true } = command {
+        return rotate_hmac(state_dir);
+    }
     let mut set = StageKeySet::open(state_dir, now())?;
     match command {
-        KeysCommand::Rotate => {
+        KeysCommand::Rotate { .. } => {
             let previous = set.active_kid().as_str().to_owned();
             let kid = set.rotate(now())?;
-            let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(async {
-                let audit = weir_engine::Audit::open_local(state_dir).await?;
-                let actor = std::env::var("USER")
-                    .ok()
-                    .filter(|u| !u.is_empty() && u.len() <= 64);
-                let event = audit
-                    .event(
-                        actor.as_deref().unwrap_or("unknown"),
-                        weir_audit::Action::KeyRotate,
-                        weir_audit::Decision::None,
-                    )
-                    .with_reason(format!(
-                        "stage signing key: new kid {}, previous {previous}",
-                        kid.as_str()
-                    ));
-                audit.record(event).await
-            })?;
+            record_rotation(
+                state_dir,
+                format!(
+                    "stage signing key: new kid {}, previous {previous}",
+                    kid.as_str()
+                ),
+            )?;
             println!(
                 "rotated stage signing key: active kid {} (previous {previous} stays trusted for {})",
                 kid.as_str(),
@@ -51,5 +50,47 @@ pub(crate) fn keys(command: KeysCommand, state_dir: &Path) -> anyhow::Result<Exi
         }
         KeysCommand::Jwks => println!("{}", serde_json::to_string_pretty(&set.public_jwks())?),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Records a key rotation in the audit log.
+fn record_rotation(state_dir: &Path, reason: String) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let audit = weir_engine::Audit::open_local(state_dir).await?;
+        let actor = std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty() && u.len() <= 64);
+        let event = audit
+            .event(
+                actor.as_deref().unwrap_or("unknown"),
+                weir_audit::Action::KeyRotate,
+                weir_audit::Decision::None,
+            )
+            .with_reason(reason);
+        audit.record(event).await
+    })?;
+    Ok(())
+}
+
+/// `weir keys rotate --hmac`.
+fn rotate_hmac(state_dir: &Path) -> anyhow::Result<ExitCode> {
+    let grace = weir_auth::DEFAULT_RETENTION;
+    let mut set = HmacKeySet::open(state_dir, now())?;
+    let previous = set.active_kid().as_str().to_owned();
+    let kid = set.rotate(now(), grace)?;
+    record_rotation(
+        state_dir,
+        format!(
+            "task envelope HMAC key: new kid {}, previous {previous}",
+            kid.as_str()
+        ),
+    )?;
+    println!(
+        "rotated task envelope key: active kid {} (previous {previous} still verifies for {}); \
+         running workers pick it up on their next unknown-kid reload",
+        kid.as_str(),
+        weir_engine::humantime(grace)
+    );
     Ok(ExitCode::SUCCESS)
 }

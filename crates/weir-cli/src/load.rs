@@ -12,7 +12,34 @@ pub(crate) const EXIT_INVALID: u8 = 2;
 
 /// Loads one pipeline, printing warnings, or prints every error and returns `None`.
 pub(crate) fn load_or_report(path: &Path) -> anyhow::Result<Option<Loaded>> {
-    match weir_spec::load_file(path) {
+    report(weir_spec::load_file(path))
+}
+
+/// As [`load_or_report`], also returning the exact text that was validated
+/// (what remote workers get, so they validate the same bytes).
+pub(crate) fn load_text_or_report(path: &Path) -> anyhow::Result<Option<(Loaded, String)>> {
+    use std::io::Read as _;
+
+    let limit = weir_engine::distributed::protocol::MAX_PIPELINE_BYTES;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        .take(limit as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    anyhow::ensure!(
+        text.len() <= limit,
+        "{}: more than {limit} bytes; the limit is {limit}",
+        path.display()
+    );
+    let base = path.parent().unwrap_or(Path::new("."));
+    let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+    let display = path.display().to_string();
+    Ok(report(weir_spec::load_str(&display, &text, &base))?.map(|l| (l, text)))
+}
+
+fn report(loaded: weir_spec::Result<Loaded>) -> anyhow::Result<Option<Loaded>> {
+    match loaded {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprintln!("{}", w.render(""));

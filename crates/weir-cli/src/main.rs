@@ -14,6 +14,7 @@ mod run;
 mod runs;
 mod serve;
 mod token;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,6 +75,19 @@ enum Command {
         /// Override the pipeline's `concurrency`.
         #[arg(long)]
         concurrency: Option<usize>,
+        /// Run the stages on `weir worker`s through this Redis queue
+        /// (`redis://host:port`) instead of in this process.
+        #[arg(long, env = "WEIR_QUEUE")]
+        queue: Option<String>,
+    },
+    /// Run stages dispatched by `weir run --queue`, until Ctrl-C or SIGTERM.
+    Worker {
+        /// The Redis queue, e.g. `redis://127.0.0.1:6379`.
+        #[arg(long, env = "WEIR_QUEUE")]
+        queue: String,
+        /// Stages run at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
     },
     /// Draw the stage graph.
     Graph {
@@ -172,7 +186,18 @@ fn main() -> ExitCode {
             file,
             output,
             concurrency,
-        } => run::run(&file, &cli.state_dir, &cli.policies, output, concurrency),
+            queue,
+        } => run::run(
+            &file,
+            &cli.state_dir,
+            &cli.policies,
+            output,
+            concurrency,
+            queue.as_deref(),
+        ),
+        Command::Worker { queue, concurrency } => {
+            worker::worker(&queue, concurrency, &cli.state_dir)
+        }
         Command::Runs { command } => runs::runs(command, &cli.state_dir),
         Command::Audit { command } => audit::audit(command, &cli.state_dir),
         Command::Access {

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
+use weir_engine::distributed::Envelopes;
 use weir_engine::record::{RunRecord, RunStatus, StageState};
 use weir_engine::{Audit, Engine, EngineConfig, RunEvent, Security};
 
 use crate::Output;
 use crate::access;
-use crate::load::{EXIT_INVALID, load_or_report};
+use crate::load::{EXIT_INVALID, load_text_or_report};
 
 /// `weir run`.
 pub(crate) fn run(
@@ -22,8 +23,9 @@ pub(crate) fn run(
     policies_dir: &Path,
     output: Output,
     concurrency: Option<usize>,
+    queue: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let Some(loaded) = load_or_report(file)? else {
+    let Some((loaded, text)) = load_text_or_report(file)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
     let Some(policies) = access::load_policies(policies_dir)? else {
@@ -60,12 +62,31 @@ pub(crate) fn run(
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let names: Vec<String> = pipeline.stages.iter().map(|s| s.name.clone()).collect();
         let display = tokio::spawn(progress(names, rx, output == Output::Text));
-        let record = engine
-            .run(pipeline.clone(), security, cancel, Some(tx))
-            .await;
+        let record = match queue {
+            None => {
+                engine
+                    .run(pipeline.clone(), security, cancel, Some(tx))
+                    .await
+            }
+            Some(url) => {
+                let broker = crate::worker::connect(url).await?;
+                let envelopes = Envelopes::open(state_dir, broker.as_ref())?;
+                engine
+                    .run_distributed(
+                        pipeline.clone(),
+                        text,
+                        security,
+                        broker,
+                        envelopes,
+                        cancel,
+                        Some(tx),
+                    )
+                    .await
+            }
+        };
         let _ = display.await;
-        record
-    });
+        Ok::<_, anyhow::Error>(record)
+    })?;
     let record = match record {
         Ok(record) => record,
         Err(weir_engine::Error::PlanDenied { missing }) => {

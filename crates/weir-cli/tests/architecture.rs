@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// Layer of each crate; a crate may depend only on crates of a lower layer.
 fn layer(name: &str) -> Option<u8> {
     Some(match name {
-        "weir-spec" | "weir-auth" | "weir-audit" | "weir-keyring" => 0,
+        "weir-spec" | "weir-auth" | "weir-audit" | "weir-keyring" | "weir-queue" => 0,
         "weir-policy" => 1,
         "weir-engine" => 2,
         "weir-testkit" => 3,

@@ -177,28 +177,77 @@ pub async fn resolve_read(
     }
 }
 
+/// Whether an attempt may still commit, asked right before the commit point.
+///
+/// In one process the scheduler never leaves an attempt running once it has
+/// given up on it, so [`NoFence`] suffices. With remote workers a slow or
+/// partitioned worker can outlive its attempt; the distributed fence (in
+/// Redis) refuses any attempt older than the newest one dispatched.
+#[async_trait::async_trait]
+pub trait CommitFence: Send + Sync {
+    /// `Ok` if attempt `attempt` of `stage` in `run_id` may commit now.
+    ///
+    /// # Errors
+    /// [`Error::Fenced`] when a newer attempt superseded this one, or the
+    /// error that prevented the check (the commit is then refused too).
+    async fn check(&self, run_id: &str, stage: &str, attempt: u32) -> Result<()>;
+}
+
+/// The fence of a single process: every attempt may commit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFence;
+
+#[async_trait::async_trait]
+impl CommitFence for NoFence {
+    async fn check(&self, _: &str, _: &str, _: u32) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// Makes `version` the current version of the dataset at `path`.
 ///
 /// The manifest `put` is the commit point. Versions beyond
 /// [`RETAINED_VERSIONS`] are deleted afterwards (best effort: a failure there
 /// leaves extra files, never a broken dataset).
 ///
+/// # Fencing
+/// An attempt never replaces what a newer attempt of the same run and stage
+/// committed: if the current manifest names a higher attempt, the commit is
+/// refused with [`Error::Fenced`]. `fence` is asked last, right before the
+/// `put`, so a superseded remote attempt is refused even when the newer one
+/// has not committed yet.
+///
 /// # Errors
-/// Store errors while reading the old manifest or writing the new one; in
-/// that case the previous version stays current.
+/// [`Error::Fenced`] as above; store errors while reading the old manifest or
+/// writing the new one. In every error case the previous version stays
+/// current.
 pub async fn commit(
     store: &dyn ObjectStore,
     path: &Path,
     mut manifest: Manifest,
+    fence: &dyn CommitFence,
 ) -> Result<Manifest> {
-    let old = read_manifest(store, path).await.ok().flatten();
+    let old = match read_manifest(store, path).await {
+        Ok(old) => old,
+        // A corrupt manifest is replaced; an unreachable one blocks the
+        // commit, since the fence cannot be checked.
+        Err(Error::Manifest { path, message }) => {
+            tracing::warn!(manifest = %path, %message, "replacing an invalid manifest");
+            None
+        }
+        Err(e) => return Err(e),
+    };
     if let Some(old) = &old {
+        refuse_if_superseded(old, &manifest)?;
         manifest.previous = std::iter::once(old.version.clone())
             .chain(old.previous.iter().cloned())
             .filter(|v| *v != manifest.version)
             .take(RETAINED_VERSIONS.saturating_sub(1))
             .collect();
     }
+    fence
+        .check(&manifest.run_id, &manifest.stage, manifest.attempt)
+        .await?;
     let body = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal {
         message: format!("manifest encoding: {e}"),
     })?;
@@ -221,6 +270,19 @@ pub async fn commit(
         }
     }
     Ok(manifest)
+}
+
+/// The attempt-number fence on the manifest itself.
+fn refuse_if_superseded(current: &Manifest, next: &Manifest) -> Result<()> {
+    let same_stage = current.run_id == next.run_id && current.stage == next.stage;
+    if same_stage && current.attempt > next.attempt {
+        return Err(Error::Fenced {
+            stage: next.stage.clone(),
+            attempt: next.attempt,
+            newer: current.attempt,
+        });
+    }
+    Ok(())
 }
 
 /// Deletes every object under `prefix`.
@@ -308,7 +370,7 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            commit(&store, &path, manifest(&v)).await.unwrap();
+            commit(&store, &path, manifest(&v), &NoFence).await.unwrap();
         }
         let m = read_manifest(&store, &path).await.unwrap().unwrap();
         assert_eq!(m.version, "v-4");
@@ -351,5 +413,70 @@ mod tests {
             .await
             .unwrap();
         assert!(read_manifest(&store, &path).await.is_err());
+    }
+
+    fn attempt(version: &str, attempt: u32) -> Manifest {
+        Manifest {
+            attempt,
+            ..manifest(version)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_older_attempt_never_replaces_a_newer_commit() {
+        let store = InMemory::new();
+        let path = Path::from("ds");
+        commit(&store, &path, attempt("v-r-a3", 3), &NoFence)
+            .await
+            .unwrap();
+        let err = commit(&store, &path, attempt("v-r-a2", 2), &NoFence)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Fenced {
+                    attempt: 2,
+                    newer: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let current = read_manifest(&store, &path).await.unwrap().unwrap();
+        assert_eq!(current.version, "v-r-a3");
+        // A newer attempt, or another run, still commits.
+        commit(&store, &path, attempt("v-r-a4", 4), &NoFence)
+            .await
+            .unwrap();
+        let mut other = attempt("v-q-a1", 1);
+        other.run_id = "q".into();
+        commit(&store, &path, other, &NoFence).await.unwrap();
+    }
+
+    struct Superseded;
+    #[async_trait::async_trait]
+    impl CommitFence for Superseded {
+        async fn check(&self, _: &str, stage: &str, attempt: u32) -> Result<()> {
+            Err(Error::Fenced {
+                stage: stage.into(),
+                attempt,
+                newer: attempt + 1,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusing_fence_leaves_the_previous_version_current() {
+        let store = InMemory::new();
+        let path = Path::from("ds");
+        commit(&store, &path, attempt("v-r-a1", 1), &NoFence)
+            .await
+            .unwrap();
+        let mut next = attempt("v-s-a1", 1);
+        next.run_id = "s".into();
+        assert!(commit(&store, &path, next, &Superseded).await.is_err());
+        let current = read_manifest(&store, &path).await.unwrap().unwrap();
+        assert_eq!(current.version, "v-r-a1");
     }
 }

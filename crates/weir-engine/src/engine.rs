@@ -6,20 +6,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use object_store::ObjectStore;
-use object_store::path::Path;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
-use weir_spec::{Format, Pipeline, Stage, StageKind};
+use weir_spec::{Pipeline, Stage};
 
-use crate::command::{self, CommandJob, DatasetRef};
-use crate::dataset::{self, Manifest};
+use crate::dataset::NoFence;
+use crate::distributed::{Broker, Envelopes, OutputLeases, RemoteRun, RemoteRunner};
 use crate::error::{Error, Result};
+use crate::executor::{StageExecutor, StageStores};
 use crate::presign::Presigner;
 use crate::record::{OutputRecord, RunRecord, RunStatus, RunStore, StageRecord, StageState};
 use crate::scheduler::{End, Outcome, StageEvent, StagePolicy, StageRunner, run_dag};
 use crate::security::{IssuedTokens, Security};
-use crate::sql::{self, SqlInput, SqlOutput};
 use crate::store::StoreSet;
 use weir_audit::{Action as AuditAction, Decision};
 use weir_auth::Scope;
@@ -119,21 +117,7 @@ impl Engine {
         cancel: CancellationToken,
         events: Option<UnboundedSender<RunEvent>>,
     ) -> Result<RunRecord> {
-        let audit = security.audit();
-        let policy = format!("policies sha256:{}", security.policies().digest_hex());
-        let scopes = match security.plan(&pipeline) {
-            Ok(scopes) => scopes,
-            Err(missing) => {
-                for gap in &missing {
-                    let event = audit
-                        .event(&pipeline.principal, AuditAction::PlanDenied, Decision::Deny)
-                        .with_resource(gap.store.clone(), gap.path.as_str())
-                        .with_reason(format!("{gap}; {policy}"));
-                    audit.record(event).await?;
-                }
-                return Err(Error::PlanDenied { missing });
-            }
-        };
+        let scopes = self.plan_or_record(&pipeline, &security).await?;
         let stores = StoreSet::open(&pipeline)?;
         self.run_with_stores(pipeline, security, scopes, stores, cancel, events)
             .await
@@ -143,7 +127,8 @@ impl Engine {
     /// already compiled by [`Security::plan`].
     ///
     /// # Errors
-    /// As [`Engine::run`].
+    /// As [`Engine::run`], plus [`Error::Leased`] if another run is writing
+    /// one of the outputs.
     pub async fn run_with_stores(
         &self,
         pipeline: Arc<Pipeline>,
@@ -154,6 +139,141 @@ impl Engine {
         events: Option<UnboundedSender<RunEvent>>,
     ) -> Result<RunRecord> {
         let run_id = ulid::Ulid::new().to_string();
+        let runner = Arc::new(PipelineRunner {
+            executor: StageExecutor {
+                pipeline: pipeline.clone(),
+                run_id: run_id.clone(),
+                state_dir: self.config.state_dir.clone(),
+                partitions: self.config.partitions,
+                fence: Arc::new(NoFence),
+            },
+            stores,
+            rows: Mutex::new(HashMap::new()),
+            security: security.clone(),
+            scopes: scopes.into_iter().map(Scope::from).collect(),
+            issued: IssuedTokens::default(),
+            attempt_stores: Mutex::new(HashMap::new()),
+        });
+        self.drive(
+            pipeline,
+            security,
+            run_id,
+            runner,
+            local_leases(),
+            cancel,
+            events,
+        )
+        .await
+    }
+
+    /// Plans `pipeline` and runs its stages on remote workers through
+    /// `broker`: each attempt gets a freshly minted token in an envelope
+    /// sealed by `sealer`; results come back on the run's own reply queue,
+    /// opened by `opener`. `pipeline_yaml` is the text `pipeline` was loaded
+    /// from; workers validate it again.
+    ///
+    /// # Errors
+    /// As [`Engine::run`], plus [`Error::Queue`] if the broker is
+    /// unreachable when the run starts.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run_distributed(
+        &self,
+        pipeline: Arc<Pipeline>,
+        pipeline_yaml: String,
+        security: Arc<Security>,
+        broker: Arc<dyn Broker>,
+        envelopes: Envelopes,
+        cancel: CancellationToken,
+        events: Option<UnboundedSender<RunEvent>>,
+    ) -> Result<RunRecord> {
+        let scopes = self.plan_or_record(&pipeline, &security).await?;
+        let run_id = ulid::Ulid::new().to_string();
+        let runner = Arc::new(
+            RemoteRunner::start(RemoteRun {
+                pipeline: pipeline.clone(),
+                pipeline_yaml,
+                run_id: run_id.clone(),
+                security: security.clone(),
+                scopes: scopes.into_iter().map(Scope::from).collect(),
+                broker: broker.clone(),
+                envelopes,
+            })
+            .await?,
+        );
+        let record = self
+            .drive(
+                pipeline,
+                security,
+                run_id,
+                runner.clone(),
+                broker.leases(),
+                cancel,
+                events,
+            )
+            .await;
+        runner.stop().await;
+        record
+    }
+
+    /// Compiles every stage's scope; records and returns every gap.
+    async fn plan_or_record(
+        &self,
+        pipeline: &Pipeline,
+        security: &Security,
+    ) -> Result<Vec<CompiledScope>> {
+        let audit = security.audit();
+        let policy = format!("policies sha256:{}", security.policies().digest_hex());
+        match security.plan(pipeline) {
+            Ok(scopes) => Ok(scopes),
+            Err(missing) => {
+                for gap in &missing {
+                    let event = audit
+                        .event(&pipeline.principal, AuditAction::PlanDenied, Decision::Deny)
+                        .with_resource(gap.store.clone(), gap.path.as_str())
+                        .with_reason(format!("{gap}; {policy}"));
+                    audit.record(event).await?;
+                }
+                Err(Error::PlanDenied { missing })
+            }
+        }
+    }
+
+    /// Runs the DAG with `runner`, holding a lease on every output, and
+    /// keeps the run record and audit trail.
+    #[allow(clippy::too_many_arguments)]
+    async fn drive<R>(
+        &self,
+        pipeline: Arc<Pipeline>,
+        security: Arc<Security>,
+        run_id: String,
+        runner: Arc<R>,
+        leases: Arc<dyn weir_queue::Leases>,
+        cancel: CancellationToken,
+        events: Option<UnboundedSender<RunEvent>>,
+    ) -> Result<RunRecord>
+    where
+        R: StageRunner<Output = StageOutput> + Tracker,
+    {
+        let mut held = OutputLeases::acquire(leases, &pipeline, &run_id).await?;
+        let result = self
+            .drive_leased(pipeline, security, run_id, runner, cancel, events)
+            .await;
+        held.release().await;
+        result
+    }
+
+    async fn drive_leased<R>(
+        &self,
+        pipeline: Arc<Pipeline>,
+        security: Arc<Security>,
+        run_id: String,
+        runner: Arc<R>,
+        cancel: CancellationToken,
+        events: Option<UnboundedSender<RunEvent>>,
+    ) -> Result<RunRecord>
+    where
+        R: StageRunner<Output = StageOutput> + Tracker,
+    {
         let runs = RunStore::new(&self.config.state_dir);
         let mut record = RunRecord {
             run_id: run_id.clone(),
@@ -187,18 +307,6 @@ impl Engine {
         );
         tracing::info!(run_id = %run_id, pipeline = %pipeline.name, "run started");
 
-        let runner = Arc::new(PipelineRunner {
-            pipeline: pipeline.clone(),
-            stores,
-            run_id,
-            state_dir: self.config.state_dir.clone(),
-            partitions: self.config.partitions,
-            rows: Mutex::new(HashMap::new()),
-            security: security.clone(),
-            scopes: scopes.into_iter().map(Scope::from).collect(),
-            issued: IssuedTokens::default(),
-            attempt_stores: Mutex::new(HashMap::new()),
-        });
         let issued = runner.clone();
         let rows_seen = runner.clone();
         let policies: Vec<StagePolicy> = pipeline
@@ -211,7 +319,9 @@ impl Engine {
             .collect();
         let (tx, mut rx) = unbounded_channel();
         let forward = events.clone();
+        let names: Vec<String> = pipeline.stages.iter().map(|s| s.name.clone()).collect();
         let forwarder = tokio::spawn(async move {
+            let name = |i: usize| names.get(i).map_or("?", String::as_str).to_owned();
             while let Some(ev) = rx.recv().await {
                 let ev = match ev {
                     StageEvent::Started { stage, attempt } => {
@@ -239,10 +349,7 @@ impl Engine {
                             End::Failed(e) => (StageState::Failed, Some(e)),
                             End::Skipped(b) => (
                                 StageState::Skipped,
-                                Some(format!(
-                                    "skipped because stage `{}` failed",
-                                    rows_seen.stage_name(b)
-                                )),
+                                Some(format!("skipped because stage `{}` failed", name(b))),
                             ),
                             End::Cancelled => (StageState::Cancelled, None),
                         };
@@ -270,7 +377,7 @@ impl Engine {
         .await;
         let _ = forwarder.await;
         // The run is over: no token minted for it may be used again.
-        for claims in issued.issued.take() {
+        for claims in issued.take_issued() {
             security.revoke(&claims).await;
         }
 
@@ -326,6 +433,21 @@ impl Engine {
     }
 }
 
+/// What the run driver needs from a runner besides running stages.
+pub(crate) trait Tracker {
+    /// Rows written by stage `index` (0 until it succeeds).
+    fn rows_of(&self, index: usize) -> u64;
+    /// Every token minted so far, handed over once for revocation.
+    fn take_issued(&self) -> Vec<weir_auth::StageClaims>;
+}
+
+/// The lease table of runs in this process.
+fn local_leases() -> Arc<dyn weir_queue::Leases> {
+    static TABLE: std::sync::OnceLock<Arc<weir_queue::InProcessCoordination>> =
+        std::sync::OnceLock::new();
+    TABLE.get_or_init(Default::default).clone()
+}
+
 fn waiting(name: &str) -> StageRecord {
     StageRecord {
         name: name.to_owned(),
@@ -354,14 +476,10 @@ fn send(events: &Option<UnboundedSender<RunEvent>>, ev: RunEvent) {
     }
 }
 
-/// Executes the stages of one pipeline run.
+/// Executes the stages of one pipeline run in this process.
 struct PipelineRunner {
-    pipeline: Arc<Pipeline>,
+    executor: StageExecutor,
     stores: StoreSet,
-    run_id: String,
-    /// The engine's state folder; command logs go under `runs/<run_id>/`.
-    state_dir: PathBuf,
-    partitions: usize,
     /// Rows written by succeeded stages, filled before `run` returns so the
     /// scheduler's `Finished` event can report them.
     rows: Mutex<HashMap<usize, u64>>,
@@ -373,16 +491,7 @@ struct PipelineRunner {
     attempt_stores: Mutex<HashMap<(usize, u32), StageStores>>,
 }
 
-type StageStores = HashMap<String, Arc<dyn ObjectStore>>;
-
-impl PipelineRunner {
-    fn stage_name(&self, index: usize) -> &str {
-        self.pipeline
-            .stages
-            .get(index)
-            .map_or("?", |s| s.name.as_str())
-    }
-
+impl Tracker for PipelineRunner {
     fn rows_of(&self, index: usize) -> u64 {
         self.rows
             .lock()
@@ -390,51 +499,12 @@ impl PipelineRunner {
             .unwrap_or(0)
     }
 
-    fn stage(&self, index: usize) -> Result<&Stage> {
-        self.pipeline
-            .stages
-            .get(index)
-            .ok_or_else(|| Error::Internal {
-                message: format!("no stage #{index}"),
-            })
+    fn take_issued(&self) -> Vec<weir_auth::StageClaims> {
+        self.issued.take()
     }
+}
 
-    /// The dataset's store (guarded, from `stores`) and canonical object path.
-    fn locate(
-        &self,
-        stores: &StageStores,
-        dataset: &str,
-    ) -> Result<(String, Arc<dyn ObjectStore>, Path)> {
-        let ds = self
-            .pipeline
-            .datasets
-            .get(dataset)
-            .ok_or_else(|| Error::Internal {
-                message: format!("dataset `{dataset}` vanished after validation"),
-            })?;
-        let path = Path::parse(&ds.path).map_err(|e| Error::Internal {
-            message: format!("dataset `{dataset}` path: {e}"),
-        })?;
-        let store = stores
-            .get(&ds.store)
-            .cloned()
-            .ok_or_else(|| Error::Internal {
-                message: format!("store `{}` is not in the stage's scope", ds.store),
-            })?;
-        Ok((ds.store.clone(), store, path))
-    }
-
-    /// The declared format of `dataset`.
-    fn format_of(&self, dataset: &str) -> Result<Format> {
-        self.pipeline
-            .datasets
-            .get(dataset)
-            .map(|d| d.format)
-            .ok_or_else(|| Error::Internal {
-                message: format!("dataset `{dataset}` vanished"),
-            })
-    }
-
+impl PipelineRunner {
     /// Mints this attempt's token and builds its guarded stores.
     async fn open_attempt(
         &self,
@@ -449,8 +519,8 @@ impl PipelineRunner {
             .security
             .stage_stores(
                 &self.stores,
-                &self.run_id,
-                &self.pipeline,
+                &self.executor.run_id,
+                &self.executor.pipeline,
                 stage,
                 attempt,
                 scope,
@@ -462,78 +532,6 @@ impl PipelineRunner {
         }
         Ok((access.stores, access.presigners))
     }
-
-    async fn run_sql(
-        &self,
-        stores: &StageStores,
-        stage: &Stage,
-        sql_text: &str,
-        attempt: u32,
-    ) -> Result<StageOutput> {
-        let ctx = sql::stage_context(stores.clone(), self.partitions)?;
-        for input in &stage.inputs {
-            let (store_name, store, path) = self.locate(stores, input)?;
-            let format = self
-                .pipeline
-                .datasets
-                .get(input)
-                .map(|d| d.format)
-                .ok_or_else(|| Error::Internal {
-                    message: format!("dataset `{input}` vanished"),
-                })?;
-            let location = dataset::resolve_read(store.as_ref(), input, &path).await?;
-            sql::register_input(
-                &ctx,
-                &SqlInput {
-                    name: input.clone(),
-                    store: store_name,
-                    location,
-                    format,
-                },
-            )
-            .await?;
-        }
-        let output = stage.outputs.first().ok_or_else(|| Error::Internal {
-            message: "sql stage without output".into(),
-        })?;
-        let (store_name, store, path) = self.locate(stores, output)?;
-        let format = self
-            .pipeline
-            .datasets
-            .get(output)
-            .map(|d| d.format)
-            .ok_or_else(|| Error::Internal {
-                message: format!("dataset `{output}` vanished"),
-            })?;
-        let version = dataset::version_name(&self.run_id, attempt);
-        let target = SqlOutput {
-            store: store_name,
-            prefix: path.clone().join(version.as_str()),
-            format,
-        };
-        let files = sql::run_query(&ctx, sql_text, store.clone(), &target).await?;
-        let rows = files.iter().map(|f| f.rows).sum();
-        let manifest = Manifest {
-            format_version: 1,
-            dataset: output.clone(),
-            version: version.clone(),
-            files,
-            rows,
-            run_id: self.run_id.clone(),
-            stage: stage.name.clone(),
-            attempt,
-            committed_at: Utc::now(),
-            previous: Vec::new(),
-        };
-        dataset::commit(store.as_ref(), &path, manifest).await?;
-        Ok(StageOutput {
-            outputs: vec![OutputRecord {
-                dataset: output.clone(),
-                version,
-                rows,
-            }],
-        })
-    }
 }
 
 #[async_trait::async_trait]
@@ -541,61 +539,13 @@ impl StageRunner for PipelineRunner {
     type Output = StageOutput;
 
     async fn run(&self, index: usize, attempt: u32) -> Result<StageOutput> {
-        let stage = self.stage(index)?;
+        let stage = self.executor.stage(index)?;
         tracing::info!(stage = %stage.name, attempt, "stage started");
         let (stores, presigners) = self.open_attempt(index, stage, attempt).await?;
-        let output = match &stage.kind {
-            StageKind::Sql { sql } => self.run_sql(&stores, stage, sql, attempt).await?,
-            StageKind::Command {
-                argv,
-                shell,
-                workdir,
-                env,
-                access,
-            } => {
-                let datasets = |names: &[String]| -> Result<Vec<DatasetRef>> {
-                    names
-                        .iter()
-                        .map(|name| {
-                            let (store_name, store, path) = self.locate(&stores, name)?;
-                            Ok(DatasetRef {
-                                name: name.clone(),
-                                store,
-                                path,
-                                format: self.format_of(name)?,
-                                presigner: presigners.get(&store_name).cloned(),
-                            })
-                        })
-                        .collect()
-                };
-                let job = CommandJob {
-                    run_id: &self.run_id,
-                    stage: &stage.name,
-                    attempt,
-                    argv,
-                    shell: *shell,
-                    workdir: workdir.as_deref(),
-                    env,
-                    access: *access,
-                    inputs: datasets(&stage.inputs)?,
-                    outputs: datasets(&stage.outputs)?,
-                    log_path: self
-                        .state_dir
-                        .join("runs")
-                        .join(&self.run_id)
-                        .join(format!("{}-a{attempt}.log", stage.name)),
-                };
-                StageOutput {
-                    outputs: command::run(job).await?,
-                }
-            }
-            #[allow(unreachable_patterns)]
-            other => {
-                return Err(Error::Internal {
-                    message: format!("stage kind `{}` has no operator", other.name()),
-                });
-            }
-        };
+        let output = self
+            .executor
+            .execute(index, attempt, &stores, &presigners)
+            .await?;
         if let Ok(mut rows) = self.rows.lock() {
             rows.insert(index, output.outputs.iter().map(|o| o.rows).sum());
         }
@@ -606,7 +556,6 @@ impl StageRunner for PipelineRunner {
     }
 
     async fn cleanup(&self, index: usize, attempt: u32) {
-        let Ok(stage) = self.stage(index) else { return };
         // Clean up with the attempt's own guarded stores; an attempt that never
         // got a token wrote nothing.
         let stores = self
@@ -614,16 +563,8 @@ impl StageRunner for PipelineRunner {
             .lock()
             .ok()
             .and_then(|mut live| live.remove(&(index, attempt)));
-        let Some(stores) = stores else { return };
-        let version = dataset::version_name(&self.run_id, attempt);
-        for output in &stage.outputs {
-            let Ok((_, store, path)) = self.locate(&stores, output) else {
-                continue;
-            };
-            let prefix = path.join(version.as_str());
-            if let Err(e) = dataset::delete_prefix(store.as_ref(), &prefix).await {
-                tracing::warn!(stage = %stage.name, error = %e, "could not remove a failed attempt's output");
-            }
+        if let Some(stores) = stores {
+            self.executor.discard(index, attempt, &stores).await;
         }
     }
 }

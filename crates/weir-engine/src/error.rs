@@ -103,6 +103,51 @@ pub enum Error {
         /// The last lines of its stderr, redacted.
         stderr_tail: String,
     },
+    /// A stage failed on a remote worker.
+    #[error("on worker {worker}: {message}")]
+    Remote {
+        /// The worker's consumer name.
+        worker: String,
+        /// What it reported.
+        message: String,
+    },
+    /// A task or result message that is not what the protocol expects.
+    #[error("task protocol: {message}")]
+    Protocol {
+        /// What is wrong (never the message bytes).
+        message: String,
+    },
+    /// The task queue, lease table or fence store failed.
+    #[error("task queue: {message}")]
+    Queue {
+        /// What failed.
+        message: String,
+    },
+    /// Another run holds the lease on an output dataset.
+    #[error(
+        "dataset `{dataset}` is being written by run {holder} (its lease expires in {}s unless renewed); wait for that run or cancel it",
+        remaining_secs
+    )]
+    Leased {
+        /// The dataset.
+        dataset: String,
+        /// The run holding it.
+        holder: String,
+        /// Seconds left on its lease.
+        remaining_secs: u64,
+    },
+    /// A superseded attempt tried to commit (fencing).
+    #[error(
+        "attempt {attempt} of stage `{stage}` may no longer commit: attempt {newer} superseded it"
+    )]
+    Fenced {
+        /// The stage.
+        stage: String,
+        /// The refused attempt.
+        attempt: u32,
+        /// The newer attempt in force.
+        newer: u32,
+    },
     /// A broken internal invariant.
     #[error("internal error: {message}")]
     Internal {

@@ -31,8 +31,10 @@ pub mod audit;
 pub mod audit_query;
 mod command;
 pub mod dataset;
+pub mod distributed;
 mod engine;
 mod error;
+mod executor;
 mod presign;
 pub mod record;
 pub mod registry;
@@ -44,7 +46,10 @@ mod store;
 pub mod udf;
 
 pub use audit::Audit;
+pub use distributed::broker::Broker;
 pub use engine::{Engine, EngineConfig, RunEvent, StageOutput};
 pub use error::{Error, Result, humantime};
 pub use security::Security;
 pub use store::StoreSet;
+/// The work queue and coordination primitives ([`weir_queue`]).
+pub use weir_queue as queue;

@@ -27,6 +27,7 @@ use weir_spec::{Pipeline, Stage};
 
 use crate::audit::Audit;
 use crate::error::{Error, Result};
+use crate::executor::StageStores;
 use crate::presign::Presigner;
 use crate::store::StoreSet;
 use weir_audit::{Action as AuditAction, Decision};
@@ -107,20 +108,22 @@ impl Security {
         plan(&self.policies, pipeline)
     }
 
-    /// Mints, verifies and binds: the stores stage `stage` may use for this
-    /// attempt, each guarded by the verified claims.
+    /// Mints the token of one stage attempt, checks it as a worker would
+    /// (public key only, every check applied) and records the mint. The
+    /// token is returned for a remote worker; it is never logged.
     ///
     /// # Errors
-    /// [`Error::Security`] if minting or verification fails.
-    pub(crate) async fn stage_stores(
+    /// [`Error::Security`] if minting or verification fails;
+    /// [`Error::Audit`] if the mint cannot be recorded (then the token must
+    /// not be used, and is not returned).
+    pub(crate) async fn mint_attempt(
         &self,
-        stores: &StoreSet,
         run_id: &str,
         pipeline: &Pipeline,
         stage: &Stage,
         attempt: u32,
         scope: &Scope,
-    ) -> Result<AttemptAccess> {
+    ) -> Result<(weir_auth::SecretString, StageClaims)> {
         let minted = self
             .minter
             .mint(MintRequest {
@@ -132,7 +135,6 @@ impl Security {
                 ttl: stage.timeout.saturating_add(TOKEN_MARGIN),
             })
             .map_err(Error::security)?;
-        // Verify as a worker would: public key only, every check applied.
         let claims = self
             .verifier
             .verify(minted.token.expose(), self.clock.now())
@@ -151,42 +153,30 @@ impl Security {
                     )),
             )
             .await?;
-        let mut out: HashMap<String, Arc<dyn ObjectStore>> = HashMap::new();
-        let mut presigners = HashMap::new();
-        for entry in claims.scope.entries() {
-            if out.contains_key(&entry.store) {
-                continue;
-            }
-            let raw = stores.get(&entry.store)?;
-            let mut guarded = GuardedStore::new(
-                raw,
-                &entry.store,
-                &claims,
-                self.clock.clone(),
-                self.sink.clone(),
-            );
-            if let Some(root) = stores.local_root(&entry.store) {
-                guarded = guarded
-                    .with_local_root(root.to_path_buf())
-                    .map_err(Error::security)?;
-            }
-            if let Some(s3) = stores.s3(&entry.store) {
-                presigners.insert(
-                    entry.store.clone(),
-                    Presigner::new(
-                        guarded.clone(),
-                        Arc::clone(&s3.bucket),
-                        s3.prefix.clone(),
-                        claims.exp,
-                        self.clock.clone(),
-                    ),
-                );
-            }
-            out.insert(entry.store.clone(), Arc::new(guarded));
-        }
+        Ok((minted.token, claims))
+    }
+
+    /// Mints, verifies and binds: the stores stage `stage` may use for this
+    /// attempt, each guarded by the verified claims.
+    ///
+    /// # Errors
+    /// [`Error::Security`] if minting or verification fails.
+    pub(crate) async fn stage_stores(
+        &self,
+        stores: &StoreSet,
+        run_id: &str,
+        pipeline: &Pipeline,
+        stage: &Stage,
+        attempt: u32,
+        scope: &Scope,
+    ) -> Result<AttemptAccess> {
+        let (_, claims) = self
+            .mint_attempt(run_id, pipeline, stage, attempt, scope)
+            .await?;
+        let (stores, presigners) = bind_stores(stores, &claims, &self.clock, &self.sink)?;
         Ok(AttemptAccess {
             claims,
-            stores: out,
+            stores,
             presigners,
         })
     }
@@ -207,6 +197,49 @@ impl Security {
             tracing::warn!(stage = %claims.stage, error = %e, "could not record a token revocation");
         }
     }
+}
+
+/// Wraps each raw store named in `claims`' scope in a [`GuardedStore`]
+/// bound to those (already verified) claims, plus a URL signer for each S3
+/// store. Stores outside the scope are not handed out at all.
+///
+/// # Errors
+/// [`Error::Security`] if a local store's root cannot be confined, or a
+/// scope names a store the run does not have.
+pub(crate) fn bind_stores(
+    stores: &StoreSet,
+    claims: &StageClaims,
+    clock: &Arc<dyn Clock>,
+    sink: &Arc<dyn DecisionSink>,
+) -> Result<(StageStores, HashMap<String, Presigner>)> {
+    let mut out: StageStores = HashMap::new();
+    let mut presigners = HashMap::new();
+    for entry in claims.scope.entries() {
+        if out.contains_key(&entry.store) {
+            continue;
+        }
+        let raw = stores.get(&entry.store)?;
+        let mut guarded = GuardedStore::new(raw, &entry.store, claims, clock.clone(), sink.clone());
+        if let Some(root) = stores.local_root(&entry.store) {
+            guarded = guarded
+                .with_local_root(root.to_path_buf())
+                .map_err(Error::security)?;
+        }
+        if let Some(s3) = stores.s3(&entry.store) {
+            presigners.insert(
+                entry.store.clone(),
+                Presigner::new(
+                    guarded.clone(),
+                    Arc::clone(&s3.bucket),
+                    s3.prefix.clone(),
+                    claims.exp,
+                    clock.clone(),
+                ),
+            );
+        }
+        out.insert(entry.store.clone(), Arc::new(guarded));
+    }
+    Ok((out, presigners))
 }
 
 /// Compiles every stage's scope against `policies`, collecting every gap.

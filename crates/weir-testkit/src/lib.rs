@@ -37,4 +37,5 @@ pub mod decisions;
 pub mod escape;
 pub mod fixture;
 pub mod hostile;
+pub mod queue;
 pub mod transparency;

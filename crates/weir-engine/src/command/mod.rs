@@ -82,6 +82,8 @@ pub(crate) struct CommandJob<'a> {
     pub(crate) outputs: Vec<DatasetRef>,
     /// `<state_dir>/runs/<run_id>/<stage>-a<attempt>.log`.
     pub(crate) log_path: PathBuf,
+    /// Asked right before each output's commit point.
+    pub(crate) fence: &'a dyn dataset::CommitFence,
 }
 
 /// Runs the job: materialize inputs, run the child, upload and commit outputs.
@@ -132,7 +134,7 @@ pub(crate) async fn run(job: CommandJob<'_>) -> Result<Vec<OutputRecord>> {
     let mut records = Vec::with_capacity(job.outputs.len());
     for (output, manifest) in job.outputs.iter().zip(manifests) {
         let rows = manifest.rows;
-        dataset::commit(output.store.as_ref(), &output.path, manifest).await?;
+        dataset::commit(output.store.as_ref(), &output.path, manifest, job.fence).await?;
         records.push(OutputRecord {
             dataset: output.name.clone(),
             version: version.clone(),

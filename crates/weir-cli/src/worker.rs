@@ -1,0 +1,91 @@
+//! `weir worker`: run stages dispatched through a Redis queue.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use weir_audit::Origin;
+use weir_engine::distributed::{PipelineOperator, RedisBroker, Worker, WorkerConfig};
+use weir_engine::queue::QueueConfig;
+use weir_engine::{Audit, Broker};
+
+/// Checks a queue URL and returns it; never echoes a password.
+pub(crate) fn check_queue_url(url: &str) -> anyhow::Result<&str> {
+    anyhow::ensure!(
+        url.starts_with("redis://") || url.starts_with("rediss://"),
+        "--queue must be a redis:// or rediss:// URL (for example redis://127.0.0.1:6379)"
+    );
+    Ok(url)
+}
+
+/// Connects to the queue named by `url`.
+pub(crate) async fn connect(url: &str) -> anyhow::Result<Arc<dyn Broker>> {
+    let broker = RedisBroker::connect(check_queue_url(url)?, QueueConfig::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the task queue: {e}"))?;
+    Ok(Arc::new(broker))
+}
+
+/// This machine's name, for audit origins and consumer names.
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && h.len() <= 64 && h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// `weir worker`.
+pub(crate) fn worker(
+    queue: &str,
+    concurrency: usize,
+    state_dir: &Path,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let broker = connect(queue).await?;
+        let host = host();
+        let audit = Audit::open_local_as(state_dir, Origin::Worker { host: host.clone() }).await?;
+        let consumer = format!("{host}-{}", std::process::id());
+        let config = WorkerConfig {
+            consumer: consumer.clone(),
+            concurrency,
+            state_dir: state_dir.to_path_buf(),
+            partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            poll: Duration::from_secs(1),
+            heartbeat: QueueConfig::default().visibility_timeout / 3,
+        };
+        let operator = Arc::new(PipelineOperator::new(
+            state_dir,
+            config.partitions,
+            audit.clone(),
+            broker.clone(),
+        ));
+        let worker = Arc::new(Worker::new(broker, audit, config, operator).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}\nhint: a worker needs the coordinator's public stage keys and HMAC keys in {}; \
+                 run `weir keys rotate --hmac` (or any `weir run --queue`) on the coordinator first",
+                state_dir.display()
+            )
+        })?);
+        let stop = CancellationToken::new();
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+            eprintln!("stopping: finishing running stages");
+            on_signal.cancel();
+        });
+        eprintln!("worker {consumer}: waiting for tasks (concurrency {concurrency})");
+        worker.run(stop).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
