@@ -88,6 +88,11 @@ enum Command {
         /// Stages run at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// Seconds a task may go without a heartbeat before another worker
+        /// takes it over (its first worker is presumed dead). Every worker
+        /// on one queue should use the same value.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        visibility_timeout: u64,
     },
     /// Draw the stage graph.
     Graph {
@@ -195,9 +200,16 @@ fn main() -> ExitCode {
             concurrency,
             queue.as_deref(),
         ),
-        Command::Worker { queue, concurrency } => {
-            worker::worker(&queue, concurrency, &cli.state_dir)
-        }
+        Command::Worker {
+            queue,
+            concurrency,
+            visibility_timeout,
+        } => worker::worker(
+            &queue,
+            concurrency,
+            std::time::Duration::from_secs(visibility_timeout),
+            &cli.state_dir,
+        ),
         Command::Runs { command } => runs::runs(command, &cli.state_dir),
         Command::Audit { command } => audit::audit(command, &cli.state_dir),
         Command::Access {

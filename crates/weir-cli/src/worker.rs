@@ -22,7 +22,11 @@ pub(crate) fn check_queue_url(url: &str) -> anyhow::Result<&str> {
 
 /// Connects to the queue named by `url`.
 pub(crate) async fn connect(url: &str) -> anyhow::Result<Arc<dyn Broker>> {
-    let broker = RedisBroker::connect(check_queue_url(url)?, QueueConfig::default())
+    connect_with(url, QueueConfig::default()).await
+}
+
+async fn connect_with(url: &str, config: QueueConfig) -> anyhow::Result<Arc<dyn Broker>> {
+    let broker = RedisBroker::connect(check_queue_url(url)?, config)
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the task queue: {e}"))?;
     Ok(Arc::new(broker))
@@ -41,12 +45,17 @@ fn host() -> String {
 pub(crate) fn worker(
     queue: &str,
     concurrency: usize,
+    visibility_timeout: Duration,
     state_dir: &Path,
 ) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let broker = connect(queue).await?;
+        let queue_config = QueueConfig {
+            visibility_timeout,
+            ..QueueConfig::default()
+        };
+        let broker = connect_with(queue, queue_config).await?;
         let host = host();
         let audit = Audit::open_local_as(state_dir, Origin::Worker { host: host.clone() }).await?;
         let consumer = format!("{host}-{}", std::process::id());
@@ -56,7 +65,7 @@ pub(crate) fn worker(
             state_dir: state_dir.to_path_buf(),
             partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
             poll: Duration::from_secs(1),
-            heartbeat: QueueConfig::default().visibility_timeout / 3,
+            heartbeat: visibility_timeout / 3,
         };
         let operator = Arc::new(PipelineOperator::new(
             state_dir,
