@@ -438,7 +438,7 @@ mod tests {
     fn open_existing_never_creates_and_says_who_does() {
         let state = tempfile::tempdir().unwrap();
         let err = HmacKeySet::open_existing(state.path(), 0).unwrap_err();
-        assert!(err.to_string().contains("weir serve"), "{err}");
+        assert!(err.to_string().contains("weir keys rotate --hmac"), "{err}");
         assert!(!key_dir(state.path()).exists(), "created the directory");
         ensure_private_dir(&key_dir(state.path())).unwrap();
         let err = HmacKeySet::open_existing(state.path(), 0).unwrap_err();
