@@ -59,7 +59,7 @@ stages:
     run: ["/bin/sh", "-c", "touch $WORK/markers/started-\$WEIR_ATTEMPT; sleep 2; cat \"\$WEIR_INPUT_RAW\"/* > \"\$WEIR_OUTPUT_OUT/copy.csv\""]
 EOF
 
-weir() { (cd "$WORK" && WEIR_STATE_DIR="$WORK/state" WEIR_POLICIES="$WORK/policies" "$WEIR" "$@"); }
+weir() { (cd "$WORK" && WEIR_STATE_DIR="$WORK/state" WEIR_POLICIES="$WORK/policies" exec "$WEIR" "$@"); }
 
 weir keys rotate --hmac >/dev/null
 weir keys jwks >/dev/null

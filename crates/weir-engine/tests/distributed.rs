@@ -537,3 +537,111 @@ async fn a_second_run_writing_the_same_dataset_is_refused_while_the_first_runs()
     assert_succeeded(&f.run(SQL_STAGES).await);
     f.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_without_the_key_leaves_the_task_for_a_worker_that_has_it() {
+    let mut f = in_process().await;
+    let _ = f.security().await;
+    let broker: Arc<dyn Broker> = f.broker.clone();
+    let envelopes = Envelopes::open(&f.state, broker.as_ref()).unwrap();
+    // A misconfigured worker: its own (other) keys.
+    let stray_state = f.dir.path().join("stray");
+    std::fs::create_dir_all(&stray_state).unwrap();
+    Envelopes::open(&stray_state, broker.as_ref()).unwrap();
+    weir_auth::StageKeySet::open(&stray_state, chrono::Utc::now().timestamp()).unwrap();
+    let stray_audit = Audit::open_local(&stray_state).await.unwrap();
+    let stray = Arc::new(
+        Worker::new(
+            broker.clone(),
+            stray_audit.clone(),
+            WorkerConfig {
+                consumer: "stray".into(),
+                concurrency: 2,
+                state_dir: stray_state.clone(),
+                partitions: 1,
+                poll: Duration::from_millis(50),
+                heartbeat: Duration::from_millis(200),
+            },
+            Arc::new(PipelineOperator::new(
+                &stray_state,
+                1,
+                stray_audit.clone(),
+                broker.clone(),
+            )),
+        )
+        .unwrap(),
+    );
+    let stray_stop = CancellationToken::new();
+    let stop = stray_stop.clone();
+    let stray_task = tokio::spawn(async move { stray.run(stop).await.unwrap() });
+
+    let body = TaskBody {
+        v: weir_engine::distributed::protocol::PROTOCOL_VERSION,
+        run_id: "01J0000000000000000000RUN1".into(),
+        pipeline_file: "/nowhere.yaml".into(),
+        pipeline_yaml: String::new(),
+        stage: "s".into(),
+        attempt: 1,
+        token: "not-a-token".into(),
+        reply_to: "replies.test".into(),
+    };
+    let sealed = envelopes
+        .sealer
+        .seal(
+            weir_auth::envelope::EnvelopeType::Task,
+            &weir_engine::distributed::protocol::encode(&body).unwrap(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let tasks = broker.tasks();
+    tasks.enqueue(Bytes::from(sealed)).await.unwrap();
+    // The stray refuses it (audited) but does not drop it.
+    let mut refused = Vec::new();
+    for _ in 0..100 {
+        refused = stray_audit
+            .sink()
+            .query(&Filter::all().action(Action::TaskReceive), Page::first(10))
+            .await
+            .unwrap();
+        if !refused.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("unknown_kid")
+    );
+    stray_stop.cancel();
+    stray_task.await.unwrap();
+    let depth = tasks.len().await.unwrap();
+    assert_eq!(
+        depth.pending + depth.ready,
+        1,
+        "left in the queue: {depth:?}"
+    );
+    // A worker with the key takes it over and answers it.
+    f.start_worker("w1", None).await;
+    let replies = broker.queue("replies.test").await.unwrap();
+    let got = replies
+        .receive("test", 1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    let opened = envelopes
+        .opener
+        .open(&got[0].payload, weir_auth::envelope::EnvelopeType::Result)
+        .await
+        .unwrap();
+    let result = weir_engine::distributed::protocol::decode_result(&opened.body).unwrap();
+    assert_eq!(result.worker, "w1");
+    assert!(matches!(
+        result.outcome,
+        weir_engine::distributed::protocol::TaskOutcome::Lost { .. }
+    ));
+    f.shutdown().await;
+}

@@ -44,10 +44,7 @@ fn lease_key(pipeline: &Pipeline, name: &str) -> Option<String> {
     let dataset = pipeline.datasets.get(name)?;
     let store = pipeline.stores.get(&dataset.store)?;
     let place = match &store.location {
-        StoreLocation::Local(root) => format!(
-            "file://{}",
-            root.components().collect::<std::path::PathBuf>().display()
-        ),
+        StoreLocation::Local(root) => format!("file://{}", normalize(root).display()),
         StoreLocation::S3(s3) => format!(
             "{}@{}",
             s3.url(),
@@ -57,6 +54,23 @@ fn lease_key(pipeline: &Pipeline, name: &str) -> Option<String> {
         _ => format!("store:{}", dataset.store),
     };
     Some(format!("{place}/{}", dataset.path.trim_matches('/')))
+}
+
+/// `path` with `.` and `..` resolved lexically (no file system access: the
+/// folder may not exist yet), so one place has one key.
+fn normalize(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 impl OutputLeases {
@@ -181,8 +195,8 @@ mod tests {
             msg.contains("dataset `b`") && msg.contains("run-1"),
             "{msg}"
         );
-        // The same place under another store name still conflicts.
-        let same_place = pipeline("/tmp/lake/");
+        // The same place spelled differently still conflicts.
+        let same_place = pipeline("/tmp/x/../lake/./");
         assert!(
             OutputLeases::acquire(table.clone(), &same_place, "run-3")
                 .await

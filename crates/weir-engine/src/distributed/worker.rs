@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use weir_audit::{Action as AuditAction, Decision};
-use weir_auth::envelope::EnvelopeType;
+use weir_auth::envelope::{EnvelopeError, EnvelopeType};
 use weir_auth::{Clock, StageClaims, StageKeySet, StageVerifier, SystemClock, VerifierConfig};
 use weir_queue::{Delivery, WorkQueue};
 
@@ -250,26 +250,38 @@ impl Worker {
 
     /// Handles one delivery from start to acknowledgement.
     async fn handle(&self, tasks: &Arc<dyn WorkQueue>, delivery: Delivery) {
-        if delivery.deliveries > 1 {
-            self.answer_lost(&delivery).await;
-        } else if let Some(task) = self.accept(&delivery).await {
-            let heartbeat = tokio::spawn(heartbeat(
-                tasks.clone(),
-                self.config.consumer.clone(),
-                delivery.id,
-                self.config.heartbeat,
-            ));
-            let outcome = self.execute(&task).await;
-            heartbeat.abort();
-            self.reply(&task, outcome).await;
+        let verdict = if delivery.deliveries > 1 {
+            self.answer_lost(&delivery).await
+        } else {
+            match self.accept(&delivery).await {
+                Verdict::Run(task) => {
+                    let heartbeat = tokio::spawn(heartbeat(
+                        tasks.clone(),
+                        self.config.consumer.clone(),
+                        delivery.id,
+                        self.config.heartbeat,
+                    ));
+                    let outcome = self.execute(&task).await;
+                    heartbeat.abort();
+                    self.reply(&task, outcome).await;
+                    Verdict::Done
+                }
+                other => other,
+            }
+        };
+        if matches!(verdict, Verdict::Leave) {
+            // Signed with a key this worker does not hold: a worker with the
+            // right keys takes it after the visibility timeout; one nobody
+            // can open ends in the dead letters. Never silently dropped.
+            return;
         }
         if let Err(e) = tasks.ack(&delivery.id).await {
             tracing::warn!(error = %e, "could not acknowledge a task; it may be redelivered and answered `lost`");
         }
     }
 
-    /// Opens and decodes a first delivery; `None` (audited) if refused.
-    async fn accept(&self, delivery: &Delivery) -> Option<TaskBody> {
+    /// Opens and decodes a first delivery; refusals are audited.
+    async fn accept(&self, delivery: &Delivery) -> Verdict {
         let opened = match self
             .envelopes
             .opener
@@ -277,17 +289,29 @@ impl Worker {
             .await
         {
             Ok(opened) => opened,
-            Err(e) => {
-                self.refuse(e.reason(), &e.to_string()).await;
-                return None;
-            }
+            Err(e) => return self.refused(&e).await,
         };
         match protocol::decode_task(&opened.body) {
-            Ok(task) => Some(task),
+            Ok(task) => Verdict::Run(task),
             Err(e) => {
                 self.refuse("bad_body", &e.to_string()).await;
-                None
+                Verdict::Done
             }
+        }
+    }
+
+    /// Audits a refused envelope and decides its fate: dropped, unless this
+    /// worker merely lacks the key it was signed with.
+    async fn refused(&self, e: &EnvelopeError) -> Verdict {
+        self.refuse(e.reason(), &e.to_string()).await;
+        if matches!(e, EnvelopeError::UnknownKid) {
+            tracing::error!(
+                "a task is signed with an envelope key this worker does not have; \
+                 leaving it for another worker (check this worker's keys/hmac files)"
+            );
+            Verdict::Leave
+        } else {
+            Verdict::Done
         }
     }
 
@@ -346,7 +370,7 @@ impl Worker {
     }
 
     /// Answers a redelivered task with `lost` without running it.
-    async fn answer_lost(&self, delivery: &Delivery) {
+    async fn answer_lost(&self, delivery: &Delivery) -> Verdict {
         let opened = match self
             .envelopes
             .opener
@@ -354,10 +378,7 @@ impl Worker {
             .await
         {
             Ok(opened) => opened,
-            Err(e) => {
-                self.refuse(e.reason(), &e.to_string()).await;
-                return;
-            }
+            Err(e) => return self.refused(&e).await,
         };
         match protocol::decode_task(&opened.body) {
             Ok(task) => {
@@ -372,6 +393,7 @@ impl Worker {
             }
             Err(e) => self.refuse("bad_body", &e.to_string()).await,
         }
+        Verdict::Done
     }
 
     /// Seals `outcome` and sends it to the task's reply queue.
@@ -416,6 +438,16 @@ impl Worker {
             tracing::error!(error = %e, "could not record a refused task");
         }
     }
+}
+
+/// What to do with a delivery.
+enum Verdict {
+    /// Verified: run it.
+    Run(TaskBody),
+    /// Handled (answered, or refused for good): acknowledge it.
+    Done,
+    /// Not for this worker (it lacks the key): leave it for another.
+    Leave,
 }
 
 /// Resets the idle time of a running task until aborted.
