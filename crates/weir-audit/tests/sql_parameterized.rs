@@ -1,335 +1,42 @@
 //! Security invariant 8: every SQL statement is parameterized.
 //!
-//! Scans this crate's own `src/**/*.rs` and fails if
-//!
-//! - a `format!`/`format_args!`/`write!`/`writeln!`/`push_str`/`+ "..."`
-//!   builds text containing SQL keywords (values spliced into SQL);
-//! - `AssertSqlSafe` appears (sqlx 0.9 accepts only `&'static str` SQL
-//!   without it, so this is the one way to pass dynamic SQL);
-//! - a `sqlx::query*`, `sqlx::raw_sql` or `begin_with` call takes anything
-//!   but a string literal or an UPPER_CASE constant; every such constant
-//!   is built from literals with `concat!` and parameterless `macro_rules!`
-//!   only (so it cannot contain a runtime value).
-//!
-//! The scanner is checked against hostile snippets too, so it can fail.
+//! Scans this crate's own `src/**/*.rs` with [`weir_testkit::sql`]: no SQL
+//! text built with `format!`, `push_str` or `+`, no `AssertSqlSafe`, and
+//! every `sqlx::query*`/`raw_sql`/`begin_with` takes a literal or a
+//! literal-only constant. The scanner's own tests show it fails on hostile
+//! snippets; one more here proves it runs on this crate's rules.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-const SQL_WORDS: [&str; 10] = [
-    "SELECT", "INSERT", "UPDATE", "DELETE", "WHERE", "VALUES", "DROP", "TRUNCATE", "ALTER",
-    "CREATE",
-];
-const BUILDERS: [&str; 5] = [
-    "format!(",
-    "format_args!(",
-    "write!(",
-    "writeln!(",
-    "push_str(",
-];
-const SQL_CALLS: [&str; 3] = ["sqlx::query", "sqlx::raw_sql", ".begin_with"];
-
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
-/// Removes the contents of string literals (keeps the quotes), so that
-/// parens and keywords inside literals do not confuse the scanner.
-fn blank_strings(src: &str) -> String {
-    let mut out = String::with_capacity(src.len());
-    let mut in_str = false;
-    let mut escaped = false;
-    for c in src.chars() {
-        if in_str {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_str = false;
-                out.push('"');
-            }
-            continue;
-        }
-        if c == '"' {
-            in_str = true;
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The text from `open` (an index of `(`) to its matching `)`, skipping
-/// parens inside string literals.
-fn group(src: &str, open: usize) -> &str {
-    let mut depth = 0usize;
-    let bytes = src.as_bytes();
-    let mut in_str = false;
-    let mut escaped = false;
-    for (i, &b) in bytes.iter().enumerate().skip(open) {
-        if in_str {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_str = true,
-            b'(' => depth += 1,
-            b')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return &src[open..=i];
-                }
-            }
-            _ => {}
-        }
-    }
-    &src[open..]
-}
-
-fn has_sql_word(text: &str) -> bool {
-    let upper = text.to_ascii_uppercase();
-    upper
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .any(|w| SQL_WORDS.contains(&w))
-}
-
-fn is_const_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        && s.chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-}
-
-/// `const NAME: &str = <rhs>;` definitions.
-fn str_consts(src: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for (at, _) in src.match_indices("const ") {
-        let rest = &src[at + 6..];
-        let Some((name, tail)) = rest.split_once(':') else {
-            continue;
-        };
-        let Some(rhs) = tail.trim_start().strip_prefix("&str =") else {
-            continue;
-        };
-        let end = statement_end(rhs);
-        out.insert(name.trim().to_owned(), rhs[..end].trim().to_owned());
-    }
-    out
-}
-
-/// Index of the `;` ending a const initializer (outside literals and parens).
-fn statement_end(rhs: &str) -> usize {
-    let (mut depth, mut in_str, mut escaped) = (0i32, false, false);
-    for (i, b) in rhs.bytes().enumerate() {
-        if in_str {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_str = true,
-            b'(' => depth += 1,
-            b')' => depth -= 1,
-            b';' if depth == 0 => return i,
-            _ => {}
-        }
-    }
-    rhs.len()
-}
-
-/// Whether `expr` is only literals, `concat!` and parameterless macro calls.
-fn literal_only(expr: &str) -> bool {
-    let mut rest = blank_strings(expr).replace("concat!", "");
-    // Parameterless macro calls: `name!()`.
-    while let Some(bang) = rest.find("!()") {
-        let start = rest[..bang]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .map_or(0, |i| i + 1);
-        rest.replace_range(start..bang + 3, "");
-    }
-    let rest = rest.replace("\"\"", "");
-    rest.chars()
-        .all(|c| c.is_whitespace() || matches!(c, '(' | ')' | ','))
-}
-
-/// Every `macro_rules!` must take no parameters (no `$`).
-fn macros_have_no_parameters(src: &str) -> Vec<String> {
-    let mut bad = Vec::new();
-    for (at, _) in src.match_indices("macro_rules!") {
-        let Some(open) = src[at..].find('{').map(|i| at + i) else {
-            continue;
-        };
-        let (mut depth, mut end) = (0, src.len());
-        for (i, b) in src.bytes().enumerate().skip(open) {
-            match b {
-                b'{' => depth += 1,
-                b'}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = i;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        if blank_strings(&src[open..end]).contains('$') {
-            bad.push(src[at..open].trim().to_owned());
-        }
-    }
-    bad
-}
-
-/// For `sqlx::query_scalar::<T>(` etc.: the index of the call's `(`, or
-/// `None` if this is a path (`sqlx::query::Query`), not a call.
-fn call_paren(src: &str, mut i: usize) -> Option<usize> {
-    let bytes = src.as_bytes();
-    while bytes
-        .get(i)
-        .is_some_and(|b| b.is_ascii_lowercase() || *b == b'_')
-    {
-        i += 1;
-    }
-    if src[i..].starts_with("::<") {
-        i += src[i..].find('>')? + 1;
-    }
-    (bytes.get(i) == Some(&b'(')).then_some(i)
-}
-
-/// Every problem found in one file.
-fn problems(src: &str, consts: &HashMap<String, String>) -> Vec<String> {
-    let mut found = Vec::new();
-    if src.contains(concat!("AssertSql", "Safe")) {
-        found.push("uses AssertSqlSafe (dynamic SQL)".to_owned());
-    }
-    for builder in BUILDERS {
-        for (at, _) in src.match_indices(builder) {
-            let args = group(src, at + builder.len() - 1);
-            if has_sql_word(args) {
-                found.push(format!("{builder} builds SQL text: {args}"));
-            }
-        }
-    }
-    for (at, _) in src.match_indices("+ \"") {
-        let literal = &src[at + 2..];
-        let end = literal[1..].find('"').map_or(literal.len(), |i| i + 2);
-        if has_sql_word(&literal[..end]) {
-            found.push(format!(
-                "string concatenation builds SQL: {}",
-                &literal[..end]
-            ));
-        }
-    }
-    for call in SQL_CALLS {
-        for (at, _) in src.match_indices(call) {
-            let Some(open) = call_paren(src, at + call.len()) else {
-                continue;
-            };
-            let arg = group(src, open);
-            let arg = arg[1..arg.len().saturating_sub(1)].trim();
-            if arg.starts_with('"') || arg.starts_with("r\"") || arg.starts_with("r#\"") {
-                continue;
-            }
-            match consts.get(arg) {
-                Some(rhs) if is_const_name(arg) && literal_only(rhs) => {}
-                Some(_) => found.push(format!("{call}({arg}): constant is not literal-only")),
-                None => found.push(format!(
-                    "{call}({arg}): not a literal or a literal constant"
-                )),
-            }
-        }
-    }
-    found.extend(
-        macros_have_no_parameters(src)
-            .into_iter()
-            .map(|m| format!("{m} takes parameters")),
-    );
-    found
-}
+use weir_testkit::sql;
 
 #[test]
 fn every_sql_statement_in_src_is_static_and_parameterized() {
-    let mut files = Vec::new();
-    sources(
+    let scan = sql::scan_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut files,
+        |_, _| true,
     );
-    assert!(files.len() >= 10, "scanner found the sources");
-    let texts: Vec<(PathBuf, String)> = files
-        .into_iter()
-        .map(|f| (f.clone(), std::fs::read_to_string(f).unwrap()))
-        .collect();
-    let mut consts = HashMap::new();
-    for (_, src) in &texts {
-        consts.extend(str_consts(src));
-    }
-    let mut calls = 0;
-    let mut all = Vec::new();
-    for (path, src) in &texts {
-        calls += SQL_CALLS
-            .iter()
-            .map(|c| src.matches(c).count())
-            .sum::<usize>();
-        for p in problems(src, &consts) {
-            all.push(format!("{}: {p}", path.display()));
-        }
-    }
-    assert!(calls >= 20, "scanner saw the SQL calls ({calls})");
-    assert!(all.is_empty(), "non-parameterized SQL:\n{}", all.join("\n"));
-}
-
-fn check(snippet: &str) -> Vec<String> {
-    problems(snippet, &str_consts(snippet))
+    assert!(scan.files.len() >= 10, "scanner found the sources");
+    assert!(
+        scan.calls >= 20,
+        "scanner saw the SQL calls ({})",
+        scan.calls
+    );
+    assert!(
+        scan.problems.is_empty(),
+        "non-parameterized SQL:\n{}",
+        scan.problems.join("\n")
+    );
 }
 
 #[test]
 fn scanner_flags_format_built_sql() {
     let bad = r#"let q = format!("SELECT * FROM audit_events WHERE actor = '{}'", actor);"#;
-    assert_eq!(check(bad).len(), 1);
-}
-
-#[test]
-fn scanner_flags_concatenated_sql() {
-    assert!(!check(r#"let q = prefix.to_owned() + " WHERE actor = 'x'";"#).is_empty());
-    assert!(!check(r#"q.push_str("DELETE FROM t");"#).is_empty());
+    assert_eq!(sql::check(bad).len(), 1);
 }
 
 #[test]
 fn scanner_flags_dynamic_query_arguments() {
-    assert!(!check("sqlx::query(&sql).execute(&pool)").is_empty());
-    assert!(!check("sqlx::query(AssertSqlSafe(s))").is_empty());
-    let via_const = "const Q: &str = concat!(\"SELECT \", env!(\"X\"));\nsqlx::query(Q)";
-    assert!(!check(via_const).is_empty());
-}
-
-#[test]
-fn scanner_flags_parameterized_macros() {
-    let bad = "macro_rules! sql { ($t:expr) => { concat!(\"SELECT \", $t) }; }";
-    assert!(!check(bad).is_empty());
-}
-
-#[test]
-fn scanner_accepts_static_parameterized_sql() {
-    let good = "macro_rules! cols { () => { \"a, b\" }; }\n\
-                const Q: &str = concat!(\"SELECT \", cols!(), \" FROM t WHERE a = ?1\");\n\
-                sqlx::query(Q).bind(x); sqlx::query(\"SELECT 1\"); sqlx::query::<Postgres>(Q);";
-    assert_eq!(check(good), Vec::<String>::new());
+    assert!(!sql::check("sqlx::query(&sql).execute(&pool)").is_empty());
+    assert!(!sql::check("sqlx::query(AssertSqlSafe(s))").is_empty());
 }

@@ -4,8 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use weir_audit::{AuditEvent, AuditKey, CheckpointSigner, Cursor, Filter, Page, Report};
+use weir_audit::{
+    AuditEvent, AuditKey, ChainId, CheckpointSigner, Cursor, Filter, Origin, Page, Report,
+};
 use weir_engine::Audit;
+
+use crate::storage::Storage;
 
 /// Filters shared by `query` and `export`.
 #[derive(Debug, Clone, clap::Args)]
@@ -55,6 +59,10 @@ pub(crate) enum AuditCommand {
         /// Start after this sequence number (the last one of the previous page).
         #[arg(long)]
         after_seq: Option<u64>,
+        /// ... in this chain (the last one of the previous page; default:
+        /// this process's own chain, `local` without `--database`).
+        #[arg(long, requires = "after_seq")]
+        after_chain: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
         output: QueryFormat,
@@ -102,7 +110,8 @@ pub(crate) enum ExportFormat {
 }
 
 /// `weir audit ...`.
-pub(crate) fn audit(command: AuditCommand, state_dir: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn audit(command: AuditCommand, storage: &Storage) -> anyhow::Result<ExitCode> {
+    let state_dir = storage.dir();
     if let AuditCommand::Hash { value } = &command {
         let key = AuditKey::open_or_create(state_dir)?;
         println!("{}", key.hash_value(value));
@@ -112,24 +121,39 @@ pub(crate) fn audit(command: AuditCommand, state_dir: &Path) -> anyhow::Result<E
         filter,
         limit,
         after_seq,
+        after_chain,
         server: Some(server),
         ..
     } = &command
     {
-        return remote_query(server, filter, *limit, *after_seq);
+        return remote_query(server, filter, *limit, *after_seq, after_chain.as_deref());
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let audit = Audit::open_local(state_dir).await?;
+        let audit = storage.audit(Origin::Cli).await?;
         match command {
             AuditCommand::Verify => verify(&audit, state_dir).await,
             AuditCommand::Query {
                 filter,
                 limit,
                 after_seq,
+                after_chain,
                 output,
                 server: _,
-            } => query(&audit, &filter, limit, after_seq, output).await,
+            } => {
+                let after = match after_seq {
+                    Some(seq) => Some(Cursor {
+                        chain: match after_chain {
+                            Some(c) => ChainId::parse(&c)
+                                .map_err(|e| anyhow::anyhow!("--after-chain: {e}"))?,
+                            None => audit.sink().chain().clone(),
+                        },
+                        seq,
+                    }),
+                    None => None,
+                };
+                query(&audit, &filter, limit, after, output).await
+            }
             AuditCommand::Export {
                 filter,
                 format,
@@ -146,6 +170,7 @@ fn remote_query(
     args: &FilterArgs,
     limit: u32,
     after_seq: Option<u64>,
+    after_chain: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     use crate::client::encode;
     let mut query = vec![format!("limit={limit}")];
@@ -167,6 +192,9 @@ fn remote_query(
     }
     if let Some(seq) = after_seq {
         query.push(format!("after_seq={seq}"));
+    }
+    if let Some(chain) = after_chain {
+        query.push(format!("after_chain={}", encode(chain)));
     }
     let body = crate::client::get_json(server, &format!("/api/v1/audit?{}", query.join("&")))?;
     println!("{}", serde_json::to_string_pretty(&body)?);
@@ -220,17 +248,11 @@ async fn query(
     audit: &Audit,
     args: &FilterArgs,
     limit: u32,
-    after_seq: Option<u64>,
+    after: Option<Cursor>,
     output: QueryFormat,
 ) -> anyhow::Result<ExitCode> {
     let filter = build_filter(args)?;
-    let page = Page {
-        after: after_seq.map(|seq| Cursor {
-            chain: audit.sink().chain().clone(),
-            seq,
-        }),
-        limit,
-    };
+    let page = Page { after, limit };
     let events = audit.sink().query(&filter, page).await?;
     match output {
         QueryFormat::Json => println!("{}", serde_json::to_string_pretty(&events)?),
@@ -241,7 +263,14 @@ async fn query(
         && events.len() == limit as usize
         && let Some(last) = events.last()
     {
-        eprintln!("more events may follow: --after-seq {}", last.seq);
+        if &last.chain == audit.sink().chain() {
+            eprintln!("more events may follow: --after-seq {}", last.seq);
+        } else {
+            eprintln!(
+                "more events may follow: --after-chain {} --after-seq {}",
+                last.chain, last.seq
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

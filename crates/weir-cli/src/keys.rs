@@ -1,10 +1,12 @@
 //! `weir keys`: the stage-token signing keys in the state directory.
 
-use std::path::Path;
 use std::process::ExitCode;
 
+use weir_audit::Origin;
 use weir_auth::StageKeySet;
 use weir_auth::envelope::HmacKeySet;
+
+use crate::storage::Storage;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum KeysCommand {
@@ -26,17 +28,18 @@ fn now() -> i64 {
 }
 
 /// `weir keys ...`.
-pub(crate) fn keys(command: KeysCommand, state_dir: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn keys(command: KeysCommand, storage: &Storage) -> anyhow::Result<ExitCode> {
     if let KeysCommand::Rotate { hmac: true } = command {
-        return rotate_hmac(state_dir);
+        return rotate_hmac(storage);
     }
+    let state_dir = storage.dir();
     let mut set = StageKeySet::open(state_dir, now())?;
     match command {
         KeysCommand::Rotate { .. } => {
             let previous = set.active_kid().as_str().to_owned();
             let kid = set.rotate(now())?;
             record_rotation(
-                state_dir,
+                storage,
                 format!(
                     "stage signing key: new kid {}, previous {previous}",
                     kid.as_str()
@@ -54,10 +57,10 @@ pub(crate) fn keys(command: KeysCommand, state_dir: &Path) -> anyhow::Result<Exi
 }
 
 /// Records a key rotation in the audit log.
-fn record_rotation(state_dir: &Path, reason: String) -> anyhow::Result<()> {
+fn record_rotation(storage: &Storage, reason: String) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let audit = weir_engine::Audit::open_local(state_dir).await?;
+        let audit = storage.audit(Origin::Cli).await?;
         let actor = std::env::var("USER")
             .ok()
             .filter(|u| !u.is_empty() && u.len() <= 64);
@@ -68,19 +71,19 @@ fn record_rotation(state_dir: &Path, reason: String) -> anyhow::Result<()> {
                 weir_audit::Decision::None,
             )
             .with_reason(reason);
-        audit.record(event).await
+        anyhow::Ok(audit.record(event).await?)
     })?;
     Ok(())
 }
 
 /// `weir keys rotate --hmac`.
-fn rotate_hmac(state_dir: &Path) -> anyhow::Result<ExitCode> {
+fn rotate_hmac(storage: &Storage) -> anyhow::Result<ExitCode> {
     let grace = weir_auth::DEFAULT_RETENTION;
-    let mut set = HmacKeySet::open(state_dir, now())?;
+    let mut set = HmacKeySet::open(storage.dir(), now())?;
     let previous = set.active_kid().as_str().to_owned();
     let kid = set.rotate(now(), grace)?;
     record_rotation(
-        state_dir,
+        storage,
         format!(
             "task envelope HMAC key: new kid {}, previous {previous}",
             kid.as_str()

@@ -13,6 +13,7 @@ mod review;
 mod run;
 mod runs;
 mod serve;
+mod storage;
 mod token;
 mod worker;
 
@@ -20,14 +21,40 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use weir_auth::SecretString;
+
+use crate::storage::Storage;
 
 /// A secure orchestrator for ML data pipelines.
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, about, long_about = None)]
 struct Cli {
-    /// Where run records and keys live.
+    /// Where keys live, and run records and the audit log unless
+    /// `--database` is given.
     #[arg(long, global = true, env = "WEIR_STATE_DIR", default_value = ".weir")]
     state_dir: PathBuf,
+    /// Keep run records and the audit log in this PostgreSQL database
+    /// (`postgres://user@host/db`), shared by every machine, instead of the
+    /// state folder. Keys stay in the state folder.
+    #[arg(
+        long,
+        global = true,
+        env = "WEIR_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL",
+        value_parser = storage::secret_arg
+    )]
+    database: Option<SecretString>,
+    /// The schema of weir's tables in `--database` (created if missing);
+    /// default: the connection's `search_path`.
+    #[arg(
+        long,
+        global = true,
+        env = "WEIR_DATABASE_SCHEMA",
+        value_name = "NAME",
+        requires = "database"
+    )]
+    database_schema: Option<String>,
     /// The folder of policy files (grants) in force.
     #[arg(long, global = true, env = "WEIR_POLICIES", default_value = "policies")]
     policies: PathBuf,
@@ -183,6 +210,13 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let storage = || {
+        Storage::new(
+            &cli.state_dir,
+            cli.database.clone(),
+            cli.database_schema.as_deref(),
+        )
+    };
     let result = match cli.command {
         Command::Validate { files, output } => load::validate(&files, output),
         Command::Plan { file, output } => plan::plan(&file, &cli.policies, output),
@@ -192,37 +226,42 @@ fn main() -> ExitCode {
             output,
             concurrency,
             queue,
-        } => run::run(
-            &file,
-            &cli.state_dir,
-            &cli.policies,
-            output,
-            concurrency,
-            queue.as_deref(),
-        ),
+        } => storage().and_then(|storage| {
+            run::run(
+                &file,
+                &storage,
+                &cli.policies,
+                output,
+                concurrency,
+                queue.as_deref(),
+            )
+        }),
         Command::Worker {
             queue,
             concurrency,
             visibility_timeout,
-        } => worker::worker(
-            &queue,
-            concurrency,
-            std::time::Duration::from_secs(visibility_timeout),
-            &cli.state_dir,
-        ),
-        Command::Runs { command } => runs::runs(command, &cli.state_dir),
-        Command::Audit { command } => audit::audit(command, &cli.state_dir),
+        } => storage().and_then(|storage| {
+            worker::worker(
+                &queue,
+                concurrency,
+                std::time::Duration::from_secs(visibility_timeout),
+                &storage,
+            )
+        }),
+        Command::Runs { command } => storage().and_then(|storage| runs::runs(command, &storage)),
+        Command::Audit { command } => storage().and_then(|storage| audit::audit(command, &storage)),
         Command::Access {
             command: AccessCommand::Review { since, output },
-        } => review::review(&cli.state_dir, &cli.policies, &since, output),
-        Command::Keys { command } => keys::keys(command, &cli.state_dir),
+        } => storage().and_then(|storage| review::review(&storage, &cli.policies, &since, output)),
+        Command::Keys { command } => storage().and_then(|storage| keys::keys(command, &storage)),
         Command::Example { command } => example::example(command),
         Command::Serve {
             listen,
             pipelines,
             idp,
-        } => serve::serve(&listen, &cli.state_dir, &cli.policies, &pipelines, &idp),
-        Command::Token { command } => token::token(command, &cli.state_dir),
+        } => storage()
+            .and_then(|storage| serve::serve(&listen, &storage, &cli.policies, &pipelines, &idp)),
+        Command::Token { command } => storage().and_then(|storage| token::token(command, &storage)),
         Command::Login { server, stdin } => {
             login::login(&server, stdin, client::store().as_ref()).map(|()| ExitCode::SUCCESS)
         }

@@ -3,14 +3,15 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use weir_engine::Audit;
+use weir_audit::Origin;
 use weir_engine::review::Review;
 
 use crate::Output;
+use crate::storage::Storage;
 
 /// `weir access review`.
 pub(crate) fn review(
-    state_dir: &Path,
+    storage: &Storage,
     policies_dir: &Path,
     since: &str,
     output: Output,
@@ -24,7 +25,7 @@ pub(crate) fn review(
     );
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let audit = Audit::open_local(state_dir).await?;
+        let audit = storage.audit(Origin::Cli).await?;
         let actor = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
         let actor = if actor.is_empty() || actor.len() > 64 {
             "unknown".into()

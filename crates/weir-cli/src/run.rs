@@ -8,18 +8,20 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
+use weir_audit::Origin;
 use weir_engine::distributed::Envelopes;
 use weir_engine::record::{RunRecord, RunStatus, StageState};
-use weir_engine::{Audit, Engine, EngineConfig, RunEvent, Security};
+use weir_engine::{Engine, EngineConfig, RunEvent, Security};
 
 use crate::Output;
 use crate::access;
 use crate::load::{EXIT_INVALID, load_text_or_report};
+use crate::storage::Storage;
 
 /// `weir run`.
 pub(crate) fn run(
     file: &Path,
-    state_dir: &Path,
+    storage: &Storage,
     policies_dir: &Path,
     output: Output,
     concurrency: Option<usize>,
@@ -40,7 +42,9 @@ pub(crate) fn run(
     let pipeline = Arc::new(pipeline);
     let runtime = tokio::runtime::Runtime::new()?;
     let record = runtime.block_on(async {
-        let audit = Audit::open_local(state_dir).await?;
+        let state_dir = storage.dir();
+        let audit = storage.audit(Origin::Cli).await?;
+        let runs = storage.runs().await?;
         let security = Arc::new(Security::open(state_dir, policies, audit)?);
         let cancel = CancellationToken::new();
         let on_signal = cancel.clone();
@@ -58,7 +62,8 @@ pub(crate) fn run(
         let engine = Engine::new(EngineConfig {
             state_dir: state_dir.to_path_buf(),
             ..EngineConfig::default()
-        });
+        })
+        .with_run_store(runs);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let names: Vec<String> = pipeline.stages.iter().map(|s| s.name.clone()).collect();
         let display = tokio::spawn(progress(names, rx, output == Output::Text));
@@ -97,7 +102,10 @@ pub(crate) fn run(
     };
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&record)?),
-        Output::Text => print!("{}", summary(&record, state_dir)),
+        Output::Text => print!(
+            "{}",
+            summary(&record, &storage.record_location(&record.run_id))
+        ),
     }
     Ok(match record.status {
         RunStatus::Succeeded => ExitCode::SUCCESS,
@@ -221,8 +229,8 @@ fn state_name(s: StageState) -> &'static str {
     }
 }
 
-/// The table printed after a run.
-pub(crate) fn summary(r: &RunRecord, state_dir: &Path) -> String {
+/// The table printed after a run; `location` says where its record is.
+pub(crate) fn summary(r: &RunRecord, location: &str) -> String {
     let width = r
         .stages
         .iter()
@@ -260,12 +268,8 @@ pub(crate) fn summary(r: &RunRecord, state_dir: &Path) -> String {
         RunStatus::Running => "running",
     };
     out.push_str(&format!(
-        "\nrun {} {status} in {took:.2}s; record: {}\n",
+        "\nrun {} {status} in {took:.2}s; record: {location}\n",
         r.run_id,
-        state_dir
-            .join("runs")
-            .join(format!("{}.json", r.run_id))
-            .display()
     ));
     out
 }

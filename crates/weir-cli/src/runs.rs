@@ -1,11 +1,11 @@
-//! `weir runs`: past runs from the state directory.
+//! `weir runs`: past runs from the state directory or the database.
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use weir_engine::record::{RunRecord, RunStore};
+use weir_engine::record::RunRecord;
 
 use crate::Output;
+use crate::storage::Storage;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum RunsCommand {
@@ -14,7 +14,7 @@ pub(crate) enum RunsCommand {
         /// How many to show.
         #[arg(long, default_value_t = 20)]
         limit: usize,
-        /// Ask this weir server instead of the local state folder (token
+        /// Ask this weir server instead of the state folder or database (token
         /// from `WEIR_TOKEN` or `weir login`).
         #[arg(long)]
         server: Option<String>,
@@ -33,8 +33,8 @@ pub(crate) enum RunsCommand {
 }
 
 /// `weir runs ...`.
-pub(crate) fn runs(command: RunsCommand, state_dir: &Path) -> anyhow::Result<ExitCode> {
-    let store = RunStore::new(state_dir);
+pub(crate) fn runs(command: RunsCommand, storage: &Storage) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
     match command {
         RunsCommand::List {
             limit,
@@ -48,7 +48,13 @@ pub(crate) fn runs(command: RunsCommand, state_dir: &Path) -> anyhow::Result<Exi
                         serde_json::from_value(body.get("runs").cloned().unwrap_or_default())?;
                     (runs, server)
                 }
-                None => (store.list()?, state_dir.display().to_string()),
+                None => {
+                    let runs = runtime.block_on(async {
+                        let store = storage.runs().await?;
+                        anyhow::Ok(store.list(Some(limit)).await?)
+                    })?;
+                    (runs, storage.runs_location())
+                }
             };
             let runs: Vec<_> = runs.into_iter().take(limit).collect();
             if output == Output::Json {
@@ -69,9 +75,18 @@ pub(crate) fn runs(command: RunsCommand, state_dir: &Path) -> anyhow::Result<Exi
             }
         }
         RunsCommand::Show { run_id, output } => {
-            let record = store.load(&run_id).map_err(|e| {
-                anyhow::anyhow!("no run `{run_id}` in {}: {e}", state_dir.display())
-            })?;
+            let record = runtime
+                .block_on(async {
+                    let store = storage.runs().await?;
+                    anyhow::Ok(store.load(&run_id).await?)
+                })?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no run `{}` in {}",
+                        run_id.escape_debug(),
+                        storage.runs_location()
+                    )
+                })?;
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&record)?);
             } else {
@@ -79,7 +94,8 @@ pub(crate) fn runs(command: RunsCommand, state_dir: &Path) -> anyhow::Result<Exi
                     "pipeline {} ({}) as `{}`",
                     record.pipeline, record.source, record.principal
                 );
-                print!("{}", crate::run::summary(&record, state_dir));
+                let location = storage.record_location(&record.run_id);
+                print!("{}", crate::run::summary(&record, &location));
                 for s in &record.stages {
                     for o in &s.outputs {
                         println!(

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use weir_audit::Origin;
 use weir_auth::{ApiKeySet, ApiVerifier, ApiVerifierConfig};
-use weir_engine::{Audit, Security};
+use weir_engine::Security;
 use weir_server::AppState;
+
+use crate::storage::Storage;
 
 /// How API tokens are verified.
 #[derive(Debug, clap::Args)]
@@ -35,7 +37,7 @@ pub(crate) struct AuthOptions {
 /// `weir serve`.
 pub(crate) fn serve(
     listen: &str,
-    state_dir: &Path,
+    storage: &Storage,
     policies_dir: &Path,
     pipelines_dir: &Path,
     idp: &AuthOptions,
@@ -48,6 +50,7 @@ pub(crate) fn serve(
         "--pipelines {}: no such folder",
         pipelines_dir.display()
     );
+    let state_dir = storage.dir();
     let keys = ApiKeySet::load_or_create(state_dir)?;
     let mut verifier = ApiVerifier::new(
         &keys,
@@ -69,7 +72,8 @@ pub(crate) fn serve(
                 .with_context(|| format!("cannot use {url} for revocations"))?;
             verifier = verifier.with_revocation(list);
         }
-        let audit = Audit::open_local_as(state_dir, Origin::Api).await?;
+        let audit = storage.audit(Origin::Api).await?;
+        let runs = storage.runs().await?;
         let security = Arc::new(Security::open(state_dir, policies.clone(), audit.clone())?);
         let state = AppState::new(
             verifier,
@@ -78,6 +82,7 @@ pub(crate) fn serve(
             Arc::new(policies),
             state_dir.to_path_buf(),
             pipelines_dir.to_path_buf(),
+            runs,
         );
         let listener = tokio::net::TcpListener::bind(listen)
             .await

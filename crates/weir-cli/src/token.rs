@@ -1,12 +1,12 @@
 //! `weir token issue`: API tokens for people and services (admins only: it
 //! needs the server's state folder, which holds the signing keys).
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use weir_audit::{Action as AuditAction, Decision};
+use weir_audit::{Action as AuditAction, Decision, Origin};
 use weir_auth::{ApiKeySet, Role};
-use weir_engine::Audit;
+
+use crate::storage::Storage;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum TokenCommand {
@@ -40,18 +40,18 @@ pub(crate) enum TokenCommand {
 }
 
 /// `weir token ...`.
-pub(crate) fn token(command: TokenCommand, state_dir: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn token(command: TokenCommand, storage: &Storage) -> anyhow::Result<ExitCode> {
     match command {
-        TokenCommand::Issue { sub, roles, ttl } => issue(state_dir, &sub, &roles, &ttl),
+        TokenCommand::Issue { sub, roles, ttl } => issue(storage, &sub, &roles, &ttl),
         TokenCommand::Revoke {
             jti,
             until,
             revocation,
-        } => revoke(state_dir, &jti, until, &revocation),
+        } => revoke(storage, &jti, until, &revocation),
     }
 }
 
-fn revoke(state_dir: &Path, jti: &str, until: Option<i64>, url: &str) -> anyhow::Result<ExitCode> {
+fn revoke(storage: &Storage, jti: &str, until: Option<i64>, url: &str) -> anyhow::Result<ExitCode> {
     use weir_auth::RevocationList;
     anyhow::ensure!(
         !jti.is_empty() && jti.len() <= 128 && jti.chars().all(|c| c.is_ascii_alphanumeric()),
@@ -67,7 +67,7 @@ fn revoke(state_dir: &Path, jti: &str, until: Option<i64>, url: &str) -> anyhow:
         let list = weir_server::revocation::RedisRevocation::connect(url).await?;
         let id = jti.to_owned();
         tokio::task::spawn_blocking(move || list.revoke(&id, until)).await??;
-        let audit = Audit::open_local(state_dir).await?;
+        let audit = storage.audit(Origin::Cli).await?;
         audit
             .record(
                 audit
@@ -82,7 +82,7 @@ fn revoke(state_dir: &Path, jti: &str, until: Option<i64>, url: &str) -> anyhow:
     Ok(ExitCode::SUCCESS)
 }
 
-fn issue(state_dir: &Path, sub: &str, roles: &[String], ttl: &str) -> anyhow::Result<ExitCode> {
+fn issue(storage: &Storage, sub: &str, roles: &[String], ttl: &str) -> anyhow::Result<ExitCode> {
     let (sub, ttl) = (sub.to_owned(), ttl.to_owned());
     let roles = roles
         .iter()
@@ -94,13 +94,13 @@ fn issue(state_dir: &Path, sub: &str, roles: &[String], ttl: &str) -> anyhow::Re
         .collect::<anyhow::Result<Vec<_>>>()?;
     let ttl = weir_spec::parse_duration(&ttl)
         .ok_or_else(|| anyhow::anyhow!("--ttl `{ttl}` is not a duration such as `1h`"))?;
-    let keys = ApiKeySet::load_or_create(state_dir)?;
+    let keys = ApiKeySet::load_or_create(storage.dir())?;
     let minted = keys
         .minter(weir_server::API_ISSUER, weir_server::API_AUDIENCE)
         .mint(&sub, &roles, ttl)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let audit = Audit::open_local(state_dir).await?;
+        let audit = storage.audit(Origin::Cli).await?;
         let names: Vec<String> = roles.iter().map(ToString::to_string).collect();
         audit
             .record(

@@ -1,15 +1,17 @@
 //! `weir worker`: run stages dispatched through a Redis queue.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use weir_audit::Origin;
+use weir_engine::Broker;
+use weir_engine::audit::host_name;
 use weir_engine::distributed::{PipelineOperator, RedisBroker, Worker, WorkerConfig};
 use weir_engine::queue::QueueConfig;
-use weir_engine::{Audit, Broker};
+
+use crate::storage::Storage;
 
 /// Checks a queue URL and returns it; never echoes a password.
 pub(crate) fn check_queue_url(url: &str) -> anyhow::Result<&str> {
@@ -32,22 +34,14 @@ async fn connect_with(url: &str, config: QueueConfig) -> anyhow::Result<Arc<dyn 
     Ok(Arc::new(broker))
 }
 
-/// This machine's name, for audit origins and consumer names.
-fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty() && h.len() <= 64 && h.bytes().all(|b| b.is_ascii_graphic()))
-        .unwrap_or_else(|| "localhost".into())
-}
-
 /// `weir worker`.
 pub(crate) fn worker(
     queue: &str,
     concurrency: usize,
     visibility_timeout: Duration,
-    state_dir: &Path,
+    storage: &Storage,
 ) -> anyhow::Result<ExitCode> {
+    let state_dir = storage.dir();
     anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
@@ -56,8 +50,8 @@ pub(crate) fn worker(
             ..QueueConfig::default()
         };
         let broker = connect_with(queue, queue_config).await?;
-        let host = host();
-        let audit = Audit::open_local_as(state_dir, Origin::Worker { host: host.clone() }).await?;
+        let host = host_name();
+        let audit = storage.audit(Origin::Worker { host: host.clone() }).await?;
         let consumer = format!("{host}-{}", std::process::id());
         let config = WorkerConfig {
             consumer: consumer.clone(),

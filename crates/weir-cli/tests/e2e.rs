@@ -46,6 +46,8 @@ fn weir(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env("WEIR_STATE_DIR", dir.join(".weir"))
+        .env_remove("WEIR_DATABASE_URL")
+        .env_remove("WEIR_DATABASE_SCHEMA")
         .env_remove("WEIR_LOG")
         .output()
         .unwrap()

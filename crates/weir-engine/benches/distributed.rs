@@ -120,10 +120,7 @@ impl Dispatcher {
                     .expect("result opens");
                 let result = protocol::decode_result(&opened.body).expect("decodes");
                 assert!(
-                    matches!(
-                        result.outcome,
-                        protocol::TaskOutcome::Succeeded { .. }
-                    ),
+                    matches!(result.outcome, protocol::TaskOutcome::Succeeded { .. }),
                     "{result:?}"
                 );
                 done.insert(result.stage);

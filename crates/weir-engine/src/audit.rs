@@ -7,18 +7,27 @@
 //!   call is denied (fail closed).
 //! - Token ids are stored only as HMAC-SHA256 under the audit key; tokens,
 //!   signatures and keys are never recorded.
+//!
+//! # Chains
+//! The embedded log (SQLite in the state folder) has one chain, `local`,
+//! shared by every process on that folder. In a shared database each role
+//! on each machine writes its own chain, `<role>:<host>` (`cli:gpu-3`,
+//! `api:web-1`, `worker:gpu-3`): processes of one role on one machine take
+//! turns on it (the sink locks the chain's head row), while machines never
+//! wait for each other. `weir audit verify` checks every chain.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use weir_audit::{
     Action as AuditAction, AuditKey, AuditSink, ChainId, CheckpointSigner, Decision, NewEvent,
-    Origin, SinkConfig, SqliteSink,
+    Origin, PostgresSink, SinkConfig, SqliteSink,
 };
 use weir_auth::Action;
 use weir_policy::{AccessDecision, DecisionSink, SinkError};
 
-use crate::error::{Error, Result};
+use crate::database::Database;
+use crate::error::{Error, Result, error_chain};
 
 /// The chain the embedded (single-machine) default writes.
 pub const LOCAL_CHAIN: &str = "local";
@@ -40,6 +49,40 @@ impl std::fmt::Debug for Audit {
 }
 
 impl Audit {
+    /// The audit log for this configuration: in `database` if given (on the
+    /// chain `<role>:<host>` of `origin`), else the embedded SQLite log in
+    /// `state_dir` ([`open_local_as`](Self::open_local_as)). The
+    /// checkpoint-signing key and HMAC key come from `state_dir` either way
+    /// (created 0600 on first use).
+    ///
+    /// # Errors
+    /// [`Error::Audit`] if the keys cannot be opened; [`Error::Database`]
+    /// if the database cannot be reached or set up.
+    pub async fn open(
+        state_dir: &Path,
+        database: Option<&Database>,
+        origin: Origin,
+    ) -> Result<Self> {
+        let Some(db) = database else {
+            return Self::open_local_as(state_dir, origin).await;
+        };
+        let signer = Arc::new(CheckpointSigner::open_or_create(state_dir).map_err(Error::audit)?);
+        let key = Arc::new(AuditKey::open_or_create(state_dir).map_err(Error::audit)?);
+        let chain = chain_of(&origin)?;
+        let sink = PostgresSink::connect(
+            db.url().expose(),
+            db.schema(),
+            SinkConfig::new(chain, signer),
+        )
+        .await
+        .map_err(|e| Error::Database {
+            host: db.host().to_owned(),
+            operation: "open the audit log",
+            message: error_chain(&e),
+        })?;
+        Ok(Self::new(Arc::new(sink), key, origin))
+    }
+
     /// The embedded default: a SQLite log in `<state_dir>/audit/`, with its
     /// checkpoint-signing key and HMAC key under `<state_dir>/keys/audit/`
     /// (created 0600 on first use).
@@ -109,6 +152,39 @@ impl Audit {
     }
 }
 
+/// This machine's name as audit origins and chains use it: the kernel's
+/// host name if it is plain printable ASCII of at most 64 bytes, else
+/// `localhost`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && h.len() <= 64 && h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The chain a process of `origin` writes in a shared database.
+fn chain_of(origin: &Origin) -> Result<ChainId> {
+    let (role, host) = match origin {
+        Origin::Worker { host } => ("worker".to_owned(), host.clone()),
+        other => (other.encode().into_owned(), host_name()),
+    };
+    // Chain ids allow [A-Za-z0-9._:-]; anything else becomes `-`.
+    let plain = |s: &str| -> String {
+        s.chars()
+            .take(56)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    ChainId::parse(&format!("{}:{}", plain(&role), plain(&host))).map_err(Error::audit)
+}
+
 /// Records each guarded access decision as one audit event.
 #[derive(Debug)]
 pub struct AuditDecisionSink {
@@ -157,5 +233,31 @@ impl DecisionSink for AuditDecisionSink {
                 )))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_role_and_host_has_its_own_chain() {
+        let worker = |host: &str| {
+            chain_of(&Origin::Worker {
+                host: host.to_owned(),
+            })
+            .unwrap()
+        };
+        assert_eq!(worker("gpu-3").as_str(), "worker:gpu-3");
+        assert_eq!(worker("a b/c'd").as_str(), "worker:a-b-c-d");
+        assert_eq!(
+            worker(&"h".repeat(200)).as_str().len(),
+            "worker:".len() + 56
+        );
+        let cli = chain_of(&Origin::Cli).unwrap();
+        let api = chain_of(&Origin::Api).unwrap();
+        assert!(cli.as_str().starts_with("cli:"));
+        assert!(api.as_str().starts_with("api:"));
+        assert_eq!(cli.as_str()[4..], api.as_str()[4..], "same host");
     }
 }

@@ -15,7 +15,9 @@ use crate::distributed::{Broker, Envelopes, OutputLeases, RemoteRun, RemoteRunne
 use crate::error::{Error, Result};
 use crate::executor::{StageExecutor, StageStores};
 use crate::presign::Presigner;
-use crate::record::{OutputRecord, RunRecord, RunStatus, RunStore, StageRecord, StageState};
+use crate::record::{
+    FileRunStore, OutputRecord, RunRecord, RunStatus, RunStore, StageRecord, StageState,
+};
 use crate::scheduler::{End, Outcome, StageEvent, StagePolicy, StageRunner, run_dag};
 use crate::security::{IssuedTokens, Security};
 use crate::store::StoreSet;
@@ -69,7 +71,9 @@ pub enum RunEvent {
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Where run records live (`.weir/` by default).
+    /// weir's state folder (`.weir/` by default): command stages' work
+    /// folders, and run records unless [`Engine::with_run_store`] says
+    /// otherwise.
     pub state_dir: PathBuf,
     /// DataFusion partitions per stage.
     pub partitions: usize,
@@ -95,17 +99,34 @@ pub struct StageOutput {
 #[derive(Debug, Clone)]
 pub struct Engine {
     config: EngineConfig,
+    runs: Arc<dyn RunStore>,
 }
 
 impl Engine {
-    /// An engine with `config`.
+    /// An engine with `config`, keeping run records as JSON files under
+    /// `<state_dir>/runs/` ([`FileRunStore`]).
     pub fn new(config: EngineConfig) -> Self {
-        Self { config }
+        let runs = Arc::new(FileRunStore::new(&config.state_dir));
+        Self { config, runs }
+    }
+
+    /// Keeps run records in `runs` instead (a database every machine
+    /// shares, see [`record::open`](crate::record::open)).
+    #[must_use]
+    pub fn with_run_store(mut self, runs: Arc<dyn RunStore>) -> Self {
+        self.runs = runs;
+        self
+    }
+
+    /// Where run records go.
+    pub fn run_store(&self) -> &Arc<dyn RunStore> {
+        &self.runs
     }
 
     /// Runs `pipeline` to completion (or cancel), sending progress to `events`.
     ///
-    /// The returned record is also saved under the state directory.
+    /// The returned record is also saved in the run store
+    /// ([`Engine::with_run_store`]).
     ///
     /// # Errors
     /// Only for failures outside any stage (stores cannot be opened, the run
@@ -274,7 +295,7 @@ impl Engine {
     where
         R: StageRunner<Output = StageOutput> + Tracker,
     {
-        let runs = RunStore::new(&self.config.state_dir);
+        let runs = self.runs.clone();
         let mut record = RunRecord {
             run_id: run_id.clone(),
             pipeline: pipeline.name.clone(),
@@ -285,7 +306,7 @@ impl Engine {
             finished_at: None,
             stages: pipeline.stages.iter().map(|s| waiting(&s.name)).collect(),
         };
-        runs.save(&record)?;
+        runs.save(&record).await?;
         let audit = security.audit().clone();
         audit
             .record(
@@ -422,7 +443,7 @@ impl Engine {
         }
         record.status = overall(&record.stages, cancel.is_cancelled());
         record.finished_at = Some(Utc::now());
-        runs.save(&record)?;
+        runs.save(&record).await?;
         let finish = audit
             .event(&pipeline.principal, AuditAction::RunFinish, Decision::None)
             .with_run(record.run_id.as_str())

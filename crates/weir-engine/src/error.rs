@@ -148,6 +148,30 @@ pub enum Error {
         /// The newer attempt in force.
         newer: u32,
     },
+    /// A run id that is not 1 to 64 ASCII letters and digits (shown
+    /// escaped and cut short).
+    #[error("invalid run id `{run_id}`: a run id is 1 to 64 ASCII letters and digits")]
+    InvalidRunId {
+        /// The refused id, escaped.
+        run_id: String,
+    },
+    /// The `--database` setting is unusable. The URL is never echoed: it may
+    /// hold a password.
+    #[error("{reason}")]
+    DatabaseConfig {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The database refused or failed an operation.
+    #[error("the database at {host} failed to {operation}: {message}")]
+    Database {
+        /// The database host (never the URL).
+        host: String,
+        /// What weir was doing.
+        operation: &'static str,
+        /// The driver's error (never the URL).
+        message: String,
+    },
     /// A broken internal invariant.
     #[error("internal error: {message}")]
     Internal {
@@ -176,6 +200,17 @@ impl Error {
         }
     }
 
+    pub(crate) fn invalid_run_id(run_id: &str) -> Self {
+        Error::InvalidRunId {
+            run_id: run_id
+                .chars()
+                .take(80)
+                .collect::<String>()
+                .escape_debug()
+                .to_string(),
+        }
+    }
+
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.display().to_string(),
@@ -188,6 +223,18 @@ impl From<datafusion::error::DataFusionError> for Error {
     fn from(source: datafusion::error::DataFusionError) -> Self {
         Error::Query { source }
     }
+}
+
+/// `e` and its sources, joined with `: `.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(source) = next {
+        out.push_str(": ");
+        out.push_str(&source.to_string());
+        next = source.source();
+    }
+    out
 }
 
 fn command_failed(status: &str, tail: &str) -> String {

@@ -4,7 +4,8 @@
 //! operator (SQL through DataFusion, [`sql`]; programs such as ML training
 //! jobs as `command` stages, in a private folder with an empty environment),
 //! and commits outputs atomically
-//! ([`dataset`]). Run records persist in the state directory ([`record`]).
+//! ([`dataset`]). Run records persist in the state directory, or in a
+//! PostgreSQL database every machine shares ([`record`], [`database`]).
 //!
 //! # Guarantees
 //! - Independent stages run concurrently up to the pipeline's `concurrency`;
@@ -30,6 +31,7 @@
 pub mod audit;
 pub mod audit_query;
 mod command;
+pub mod database;
 pub mod dataset;
 pub mod distributed;
 mod engine;
@@ -46,6 +48,7 @@ mod store;
 pub mod udf;
 
 pub use audit::Audit;
+pub use database::Database;
 pub use distributed::broker::Broker;
 pub use engine::{Engine, EngineConfig, RunEvent, StageOutput};
 pub use error::{Error, Result, humantime};

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use weir_audit::{Cursor, Page};
 use weir_engine::audit_query::FilterSpec;
-use weir_engine::record::RunStore;
 use weir_policy::PrincipalKind;
 
 use crate::auth::Caller;
@@ -114,7 +113,7 @@ pub async fn submit_run(
         .start(
             Arc::new(pipeline),
             state.security().clone(),
-            state.state_dir().to_path_buf(),
+            state.engine(),
             &caller.identity.sub,
         )
         .await
@@ -169,9 +168,10 @@ pub async fn list_runs(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&state, Permission::ReadRuns).await?;
-    let records = RunStore::new(state.state_dir())
-        .list()
-        .map_err(|_| ApiError::Internal)?;
+    let records = state.run_store().list(None).await.map_err(|e| {
+        tracing::error!(error = %e, "listing run records failed");
+        ApiError::Internal
+    })?;
     Ok(Json(json!({ "runs": records })))
 }
 
@@ -183,7 +183,11 @@ pub async fn get_run(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&state, Permission::ReadRuns).await?;
     check_run_id(&run_id)?;
-    if let Ok(record) = RunStore::new(state.state_dir()).load(&run_id) {
+    let stored = state.run_store().load(&run_id).await.map_err(|e| {
+        tracing::error!(error = %e, "loading a run record failed");
+        ApiError::Internal
+    })?;
+    if let Some(record) = stored {
         return Ok(Json(
             serde_json::to_value(record).map_err(|_| ApiError::Internal)?,
         ));
@@ -288,8 +292,12 @@ pub struct AuditParams {
     until: Option<String>,
     /// Page size, 1 to 10,000 (default 100).
     limit: Option<u32>,
-    /// Continue after this sequence number (the `next` of the last page).
+    /// Continue after this sequence number (the `next_after_seq` of the
+    /// last page).
     after_seq: Option<u64>,
+    /// ... of this chain (the `next_after_chain` of the last page; default:
+    /// this server's own chain).
+    after_chain: Option<String>,
 }
 
 impl AuditParams {
@@ -324,21 +332,26 @@ pub async fn audit_query(
         return Err(ApiError::BadRequest("`limit` is 1 to 10000".into()));
     }
     let sink = state.audit().sink();
+    let chain = match &params.after_chain {
+        Some(c) => weir_audit::ChainId::parse(c)
+            .map_err(|_| ApiError::BadRequest("`after_chain` is not a chain id".into()))?,
+        None => sink.chain().clone(),
+    };
     let page = Page {
-        after: params.after_seq.map(|seq| Cursor {
-            chain: sink.chain().clone(),
-            seq,
-        }),
+        after: params.after_seq.map(|seq| Cursor { chain, seq }),
         limit,
     };
     let events = sink
         .query(&filter, page)
         .await
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let next = (events.len() == limit as usize)
-        .then(|| events.last().map(|e| e.seq))
-        .flatten();
-    Ok(Json(json!({ "events": events, "next_after_seq": next })))
+    let last = events.last().filter(|_| events.len() == limit as usize);
+    let (next, next_chain) = (last.map(|e| e.seq), last.map(|e| e.chain.clone()));
+    Ok(Json(json!({
+        "events": events,
+        "next_after_seq": next,
+        "next_after_chain": next_chain,
+    })))
 }
 
 /// `GET /api/v1/audit/export`: every matching event as JSON lines.

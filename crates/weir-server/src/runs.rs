@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use weir_engine::record::RunRecord;
-use weir_engine::{Engine, EngineConfig, RunEvent, Security};
+use weir_engine::{Engine, RunEvent, Security};
 use weir_spec::Pipeline;
 
 /// How long a submit waits for the engine to assign a run id.
@@ -112,7 +112,7 @@ impl RunManager {
         &self,
         pipeline: Arc<Pipeline>,
         security: Arc<Security>,
-        state_dir: std::path::PathBuf,
+        engine: Engine,
         submitted_by: &str,
     ) -> Result<String, StartError> {
         if let Err(missing) = security.plan(&pipeline) {
@@ -127,10 +127,6 @@ impl RunManager {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
         let log = Arc::new(RunLog::default());
-        let engine = Engine::new(EngineConfig {
-            state_dir,
-            ..EngineConfig::default()
-        });
         let task = {
             let pipeline = pipeline.clone();
             let cancel = cancel.clone();

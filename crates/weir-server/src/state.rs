@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use weir_audit::NewEvent;
 use weir_auth::ApiVerifier;
-use weir_engine::{Audit, Security};
+use weir_engine::record::RunStore;
+use weir_engine::{Audit, Engine, EngineConfig, Security};
 use weir_policy::PolicySet;
 
 use crate::error::ApiError;
@@ -24,6 +25,7 @@ struct Inner {
     policies: Arc<PolicySet>,
     state_dir: PathBuf,
     pipelines_dir: PathBuf,
+    run_store: Arc<dyn RunStore>,
     runs: RunManager,
     failures: moka::sync::Cache<IpAddr, Arc<AtomicU32>>,
 }
@@ -39,7 +41,8 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// Everything the handlers need. `security` must have been opened with
-    /// `audit` (its origin should be [`weir_audit::Origin::Api`]).
+    /// `audit` (its origin should be [`weir_audit::Origin::Api`]); run
+    /// records go to `run_store`.
     #[must_use]
     pub fn new(
         verifier: ApiVerifier,
@@ -48,6 +51,7 @@ impl AppState {
         policies: Arc<PolicySet>,
         state_dir: PathBuf,
         pipelines_dir: PathBuf,
+        run_store: Arc<dyn RunStore>,
     ) -> Self {
         Self(Arc::new(Inner {
             verifier,
@@ -56,6 +60,7 @@ impl AppState {
             policies,
             state_dir,
             pipelines_dir,
+            run_store,
             runs: RunManager::default(),
             failures: crate::auth::failure_counter(),
         }))
@@ -106,6 +111,22 @@ impl AppState {
     #[must_use]
     pub fn pipelines_dir(&self) -> &Path {
         &self.0.pipelines_dir
+    }
+
+    /// Where run records are kept.
+    #[must_use]
+    pub fn run_store(&self) -> &Arc<dyn RunStore> {
+        &self.0.run_store
+    }
+
+    /// An engine for a run started here.
+    #[must_use]
+    pub fn engine(&self) -> Engine {
+        Engine::new(EngineConfig {
+            state_dir: self.0.state_dir.clone(),
+            ..EngineConfig::default()
+        })
+        .with_run_store(self.0.run_store.clone())
     }
 
     /// Runs started here.

@@ -86,6 +86,7 @@ async fn start_with(revocation: Option<Arc<dyn weir_auth::RevocationList>>) -> S
     if let Some(list) = revocation {
         verifier = verifier.with_revocation(list);
     }
+    let runs = Arc::new(weir_engine::record::FileRunStore::new(&state_dir));
     let state = AppState::new(
         verifier,
         audit,
@@ -93,6 +94,7 @@ async fn start_with(revocation: Option<Arc<dyn weir_auth::RevocationList>>) -> S
         Arc::new(policies),
         state_dir,
         root.join("pipelines"),
+        runs,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
@@ -561,4 +563,38 @@ async fn a_revocation_in_redis_reaches_every_server() {
         &minted_one.jti
     ));
     drop(three);
+}
+
+#[tokio::test]
+async fn audit_pages_name_their_chain() {
+    let s = start().await;
+    let auditor = s.token("carol", &[Role::Auditor]);
+    // Each request is recorded, so there are at least two events.
+    let _ = s.get("/api/v1/whoami", Some(&auditor)).await;
+    let first: Value = s
+        .get("/api/v1/audit?limit=1", Some(&auditor))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let seq = first["next_after_seq"].as_u64().unwrap();
+    assert_eq!(first["next_after_chain"], "local");
+    assert_eq!(first["events"][0]["seq"], seq);
+    let next: Value = s
+        .get(
+            &format!("/api/v1/audit?limit=1&after_chain=local&after_seq={seq}"),
+            Some(&auditor),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next["events"][0]["seq"], seq + 1);
+    let bad = s
+        .get(
+            "/api/v1/audit?limit=1&after_chain=a%20b&after_seq=1",
+            Some(&auditor),
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }

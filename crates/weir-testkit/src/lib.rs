@@ -16,6 +16,8 @@
 //! - [`audit`]: the `AuditSink` suite (append-only, gapless, durable on
 //!   return, tampering detected, no secrets stored, query filters), over a
 //!   backend [`audit::Harness`] that can tamper with the storage.
+//! - [`sql`]: the parameterized-SQL scan every crate that talks to a
+//!   database runs over its own sources.
 //!
 //! The suites panic (like object_store's) on the first broken expectation.
 //!
@@ -38,4 +40,5 @@ pub mod escape;
 pub mod fixture;
 pub mod hostile;
 pub mod queue;
+pub mod sql;
 pub mod transparency;
