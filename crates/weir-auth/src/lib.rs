@@ -127,7 +127,7 @@ pub use action::{Action, ActionSet};
 pub use api::{
     API_KEY_RETENTION, API_KEYS_FILE, API_MAX_LIFETIME, ApiAuthError, ApiClaims, ApiKeySet,
     ApiMinter, ApiVerifier, ApiVerifierConfig, DEFAULT_API_CACHE_CAPACITY, Identity,
-    MIN_HS256_SECRET_BYTES, MintedApiToken, Role,
+    MIN_HS256_SECRET_BYTES, MintedApiToken, Role, parse_jwks_document,
 };
 pub use cache::{DEFAULT_CACHE_CAPACITY, VerifiedCache};
 pub use clock::{Clock, FixedClock, SystemClock};

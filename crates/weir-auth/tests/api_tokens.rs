@@ -1331,3 +1331,68 @@ fn signed_random_payloads_never_panic() {
         let _ = v.verify(&f.weir_token(&payload));
     });
 }
+
+#[test]
+fn external_keys_are_replaced_whole_and_a_dropped_key_stops_verifying_at_once() {
+    let f = fixture();
+    let rsa = external(f.idp(Algorithm::RS256), &idp_claims());
+    let ed = external(f.idp(Algorithm::EdDSA), &idp_claims());
+    assert!(f.verifier.verify(&rsa).is_ok(), "verified and cached");
+    let only_ed = json!({"keys": [f.idp(Algorithm::EdDSA).jwk.clone()]});
+    assert!(f.verifier.replace_external_jwks(&only_ed, IDP_ISS).unwrap());
+    assert_eq!(
+        f.verifier.verify(&rsa).unwrap_err(),
+        ApiAuthError::UnknownKid,
+        "not served from the cache"
+    );
+    assert!(f.verifier.verify(&ed).is_ok());
+    assert!(!f.verifier.replace_external_jwks(&only_ed, IDP_ISS).unwrap());
+    // Refused documents leave the keys in use unchanged.
+    let mut clash = f.idp(Algorithm::EdDSA).jwk.clone();
+    clash["kid"] = json!(f.kid);
+    for bad in [json!({"keys": []}), json!({"keys": [clash]}), json!([])] {
+        assert!(f.verifier.replace_external_jwks(&bad, IDP_ISS).is_err());
+        assert!(f.verifier.verify(&ed).is_ok());
+    }
+    let unknown = f
+        .verifier
+        .replace_external_jwks(&only_ed, "https://other.example/");
+    assert!(matches!(unknown, Err(Error::InvalidConfig { .. })));
+    assert_eq!(f.verifier.external_issuers(), [IDP_ISS]);
+}
+
+#[test]
+fn a_rotated_api_key_set_is_swapped_into_a_running_verifier() {
+    let f = fixture();
+    let (old, _, _) = f.mint(&[Role::Engineer]);
+    let mut rotated = ApiKeySet::read_at(f.state.path(), NOW).unwrap();
+    let new_kid = rotated.rotate_at(f.state.path(), NOW).unwrap();
+    let new = rotated
+        .minter(ISS, AUD)
+        .with_clock(f.clock.clone())
+        .mint("bob", &[Role::Engineer], TTL)
+        .unwrap();
+    assert_eq!(
+        f.verifier.verify(new.token.expose()).unwrap_err(),
+        ApiAuthError::UnknownKid
+    );
+    let on_disk = ApiKeySet::read_at(f.state.path(), NOW).unwrap();
+    assert_eq!(on_disk.active_kid(), &new_kid);
+    assert!(f.verifier.reload_api_keys(&on_disk).unwrap());
+    assert!(!f.verifier.reload_api_keys(&on_disk).unwrap(), "unchanged");
+    assert_eq!(f.verifier.verify(new.token.expose()).unwrap().sub, "bob");
+    assert!(f.verifier.verify(&old).is_ok(), "the previous key verifies");
+    assert!(
+        f.verifier
+            .verify(&external(f.idp(Algorithm::EdDSA), &idp_claims()))
+            .is_ok(),
+        "external keys kept"
+    );
+}
+
+#[test]
+fn reading_api_keys_never_creates_them() {
+    let state = tempfile::tempdir().unwrap();
+    assert!(ApiKeySet::read_at(state.path(), NOW).is_err());
+    assert!(!state.path().join("keys/api").join(API_KEYS_FILE).exists());
+}

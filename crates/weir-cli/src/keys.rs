@@ -1,4 +1,5 @@
-//! `weir keys`: the stage-token signing keys in the state directory.
+//! `weir keys`: the signing keys in the state directory (stage tokens, and
+//! with flags task envelopes and API tokens).
 
 use std::process::ExitCode;
 
@@ -16,8 +17,13 @@ pub(crate) enum KeysCommand {
         /// Rotate the HMAC key that signs task envelopes instead. The old key
         /// still verifies for the longest time a task can wait (the longest
         /// token lifetime); workers pick up the new key without restarting.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "api")]
         hmac: bool,
+        /// Rotate the HS256 key that signs weir's API tokens instead. Tokens
+        /// signed by the old key stay valid until they expire; a running
+        /// `weir serve` picks up the new key without restarting.
+        #[arg(long)]
+        api: bool,
     },
     /// Print the public keys as a JWKS document.
     Jwks,
@@ -29,8 +35,10 @@ fn now() -> i64 {
 
 /// `weir keys ...`.
 pub(crate) fn keys(command: KeysCommand, storage: &Storage) -> anyhow::Result<ExitCode> {
-    if let KeysCommand::Rotate { hmac: true } = command {
-        return rotate_hmac(storage);
+    match command {
+        KeysCommand::Rotate { hmac: true, .. } => return rotate_hmac(storage),
+        KeysCommand::Rotate { api: true, .. } => return rotate_api(storage),
+        _ => {}
     }
     let state_dir = storage.dir();
     let mut set = StageKeySet::open(state_dir, now())?;
@@ -74,6 +82,27 @@ fn record_rotation(storage: &Storage, reason: String) -> anyhow::Result<()> {
         anyhow::Ok(audit.record(event).await?)
     })?;
     Ok(())
+}
+
+/// `weir keys rotate --api`.
+fn rotate_api(storage: &Storage) -> anyhow::Result<ExitCode> {
+    let mut set = weir_auth::ApiKeySet::load_or_create(storage.dir())?;
+    let previous = set.active_kid().as_str().to_owned();
+    let kid = set.rotate(storage.dir())?;
+    record_rotation(
+        storage,
+        format!(
+            "API token key: new kid {}, previous {previous}",
+            kid.as_str()
+        ),
+    )?;
+    println!(
+        "rotated API token key: active kid {} (previous {previous} still verifies for {}); \
+         a running `weir serve` picks it up on the first token it signs",
+        kid.as_str(),
+        weir_engine::humantime(weir_auth::API_KEY_RETENTION)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `weir keys rotate --hmac`.

@@ -1,6 +1,6 @@
 //! `weir serve`: the HTTP API.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -9,15 +9,19 @@ use weir_audit::Origin;
 use weir_auth::{ApiKeySet, ApiVerifier, ApiVerifierConfig};
 use weir_engine::Security;
 use weir_server::AppState;
+use weir_server::refresh::{DEFAULT_REFRESH_INTERVAL, JwksLocation, JwksSource, KeyRefresh};
 
 use crate::storage::Storage;
 
 /// How API tokens are verified.
 #[derive(Debug, clap::Args)]
 pub(crate) struct AuthOptions {
-    /// A JWKS file of an external identity provider (RS256, ES256, EdDSA keys).
+    /// The JWKS of an external identity provider (RS256, ES256, EdDSA keys):
+    /// a file, or an `https://` URL (plain `http://` only to a loopback
+    /// host). Reloaded every 5 minutes and, at most every 30 s, when a token
+    /// names an unknown key id.
     #[arg(long, requires_all = ["jwks_issuer", "jwks_audience"])]
-    pub(crate) jwks: Option<PathBuf>,
+    pub(crate) jwks: Option<String>,
     /// The `iss` of the provider's tokens.
     #[arg(long)]
     pub(crate) jwks_issuer: Option<String>,
@@ -57,15 +61,23 @@ pub(crate) fn serve(
         ApiVerifierConfig::new(weir_server::API_ISSUER, weir_server::API_AUDIENCE),
     )
     .with_cache(idp.token_cache);
-    if let (Some(file), Some(iss), Some(aud)) = (&idp.jwks, &idp.jwks_issuer, &idp.jwks_audience) {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        let jwks: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not JSON", file.display()))?;
-        verifier = verifier.with_external_jwks(&jwks, iss, aud)?;
-    }
+    // Checked before anything else starts: a plain-http JWKS URL to another
+    // host is a configuration error.
+    let jwks = match (&idp.jwks, &idp.jwks_issuer, &idp.jwks_audience) {
+        (Some(location), Some(iss), Some(aud)) => Some((
+            JwksSource::new(JwksLocation::parse(location)?, iss)?,
+            aud.as_str(),
+        )),
+        _ => None,
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        let mut refresh = None;
+        if let Some((source, aud)) = jwks {
+            let doc = source.load().await?;
+            verifier = verifier.with_external_jwks(&doc, source.issuer(), aud)?;
+            refresh = Some(source);
+        }
         if let Some(url) = &idp.revocation {
             let list = weir_server::revocation::RedisRevocation::connect(url)
                 .await
@@ -75,8 +87,12 @@ pub(crate) fn serve(
         let audit = storage.audit(Origin::Api).await?;
         let runs = storage.runs().await?;
         let security = Arc::new(Security::open(state_dir, policies.clone(), audit.clone())?);
+        let mut keys = KeyRefresh::new(verifier).with_api_keys(state_dir);
+        if let Some(source) = refresh {
+            keys = keys.with_jwks(source);
+        }
         let state = AppState::new(
-            verifier,
+            keys,
             audit,
             security,
             Arc::new(policies),
@@ -84,6 +100,7 @@ pub(crate) fn serve(
             pipelines_dir.to_path_buf(),
             runs,
         );
+        let _periodic = state.keys().spawn_periodic(DEFAULT_REFRESH_INTERVAL);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;

@@ -645,3 +645,67 @@ fn plan_denials_are_audited_and_access_review_finds_unused_grants() {
     );
     assert_eq!(denied.len(), 2, "{denied:?}");
 }
+
+#[test]
+fn serve_refuses_a_plain_http_jwks_url_to_another_host_at_start_up() {
+    let ws = example_workspace();
+    let out = weir(
+        ws.path(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--jwks",
+            "http://idp.example.com/.well-known/jwks.json",
+            "--jwks-issuer",
+            "https://idp.example.com",
+            "--jwks-audience",
+            "weir-api",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("plain http is allowed only to a loopback host"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("jwks.json"),
+        "no URL path in errors: {stderr}"
+    );
+}
+
+#[test]
+fn keys_rotate_api_makes_a_new_api_key_active_and_keeps_the_old_one() {
+    let ws = example_workspace();
+    let file = ws.path().join(".weir/keys/api/api-keys.json");
+    let read =
+        || -> serde_json::Value { serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap() };
+    let out = weir(ws.path(), &["keys", "rotate", "--api"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = read();
+    let out = weir(ws.path(), &["keys", "rotate", "--api"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second = read();
+    assert_ne!(first["active"], second["active"]);
+    let kids: Vec<&str> = second["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&first["active"].as_str().unwrap()),
+        "{kids:?}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("rotated API token key"), "{stdout}");
+}

@@ -51,9 +51,12 @@ impl FromRequestParts<AppState> for Caller {
             record_failure(state, client, "rate_limited").await?;
             return Err(ApiError::TooManyFailures);
         }
-        let verified = bearer(parts)
-            .ok_or("missing_bearer")
-            .and_then(|token| state.verifier().verify(token).map_err(|e| e.reason()));
+        let verified = match bearer(parts) {
+            None => Err("missing_bearer"),
+            // An unknown `kid` may reload the keys (single-flight, rate
+            // limited) and verify once more.
+            Some(token) => state.keys().verify(token).await.map_err(|e| e.reason()),
+        };
         match verified {
             Ok(identity) => {
                 let event = state

@@ -9,6 +9,11 @@
 //!   JWT, verified by [`weir_auth::ApiVerifier`] in the [`auth::Caller`]
 //!   extractor; every success, failure and denial is an audit event, and a
 //!   request whose event cannot be written is refused.
+//! - Keys change without a restart ([`refresh::KeyRefresh`]): weir's rotated
+//!   API keys and an identity provider's JWKS (file or URL) are reloaded
+//!   periodically and on an unknown `kid`, one reload at a time and at most
+//!   once per 30 s for unknown `kid`s; a failed reload keeps the last good
+//!   keys.
 //! - Roles are checked in one table ([`roles`]); an engineer may only start
 //!   pipelines whose principal its policy entry lists in `run_as`.
 //! - Limits: request bodies (1 MiB), request headers (16 KiB), a 30 s
@@ -19,6 +24,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod openapi;
+pub mod refresh;
 pub mod revocation;
 pub mod roles;
 pub mod runs;

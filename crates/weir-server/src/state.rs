@@ -12,6 +12,7 @@ use weir_engine::{Audit, Engine, EngineConfig, Security};
 use weir_policy::PolicySet;
 
 use crate::error::ApiError;
+use crate::refresh::KeyRefresh;
 use crate::runs::RunManager;
 
 /// Shared, cheap to clone.
@@ -19,7 +20,7 @@ use crate::runs::RunManager;
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
-    verifier: ApiVerifier,
+    keys: Arc<KeyRefresh>,
     audit: Audit,
     security: Arc<Security>,
     policies: Arc<PolicySet>,
@@ -42,10 +43,11 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// Everything the handlers need. `security` must have been opened with
     /// `audit` (its origin should be [`weir_audit::Origin::Api`]); run
-    /// records go to `run_store`.
+    /// records go to `run_store`. `verifier` is an [`ApiVerifier`] (keys
+    /// fixed for the server's life) or a [`KeyRefresh`] (keys reloaded).
     #[must_use]
     pub fn new(
-        verifier: ApiVerifier,
+        verifier: impl Into<KeyRefresh>,
         audit: Audit,
         security: Arc<Security>,
         policies: Arc<PolicySet>,
@@ -54,7 +56,7 @@ impl AppState {
         run_store: Arc<dyn RunStore>,
     ) -> Self {
         Self(Arc::new(Inner {
-            verifier,
+            keys: Arc::new(verifier.into()),
             audit,
             security,
             policies,
@@ -69,7 +71,13 @@ impl AppState {
     /// The API token verifier.
     #[must_use]
     pub fn verifier(&self) -> &ApiVerifier {
-        &self.0.verifier
+        self.0.keys.verifier()
+    }
+
+    /// The verifier with its key sources, which reloads keys.
+    #[must_use]
+    pub fn keys(&self) -> &Arc<KeyRefresh> {
+        &self.0.keys
     }
 
     /// The audit trail.

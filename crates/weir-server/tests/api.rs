@@ -15,6 +15,7 @@ use weir_audit::{Filter, Origin, Page};
 use weir_auth::{ApiKeySet, ApiVerifier, ApiVerifierConfig, FixedClock, Role};
 use weir_engine::{Audit, Security};
 use weir_server::openapi::ROUTES;
+use weir_server::refresh::{JwksLocation, JwksSource, KeyRefresh};
 use weir_server::{API_AUDIENCE, API_ISSUER, AppState};
 
 const USERS: &str = r#"
@@ -56,6 +57,15 @@ async fn start() -> Server {
 }
 
 async fn start_with(revocation: Option<Arc<dyn weir_auth::RevocationList>>) -> Server {
+    start_custom(revocation, |verifier, _| KeyRefresh::new(verifier)).await
+}
+
+/// A server whose key sources `keys` sets up, given the verifier and the
+/// state folder.
+async fn start_custom(
+    revocation: Option<Arc<dyn weir_auth::RevocationList>>,
+    key_sources: impl FnOnce(ApiVerifier, &Path) -> KeyRefresh,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     std::fs::create_dir_all(root.join("pipelines")).unwrap();
@@ -87,8 +97,9 @@ async fn start_with(revocation: Option<Arc<dyn weir_auth::RevocationList>>) -> S
         verifier = verifier.with_revocation(list);
     }
     let runs = Arc::new(weir_engine::record::FileRunStore::new(&state_dir));
+    let refresh = key_sources(verifier, &state_dir);
     let state = AppState::new(
-        verifier,
+        refresh,
         audit,
         security,
         Arc::new(policies),
@@ -597,4 +608,308 @@ async fn audit_pages_name_their_chain() {
         )
         .await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
+// ---------------------------------------------------------------------------
+// Key reloads: an identity provider's JWKS fetched from a URL, and weir's own
+// rotated API keys, picked up by a running server.
+
+const IDP_ISSUER: &str = "https://idp.test";
+const IDP_AUDIENCE: &str = "weir-api";
+
+/// A test identity provider on 127.0.0.1 serving a JWKS document it can
+/// change, counting fetches.
+struct Idp {
+    url: String,
+    state: Arc<IdpState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct IdpState {
+    response: std::sync::Mutex<(u16, Vec<u8>)>,
+    fetches: std::sync::atomic::AtomicUsize,
+    delay: Duration,
+}
+
+impl Idp {
+    async fn start(doc: &Value, delay: Duration) -> Self {
+        use axum::extract::State;
+        let state = Arc::new(IdpState {
+            response: std::sync::Mutex::new((200, serde_json::to_vec(doc).unwrap())),
+            fetches: std::sync::atomic::AtomicUsize::new(0),
+            delay,
+        });
+        let app = axum::Router::new()
+            .route(
+                "/jwks",
+                axum::routing::get(|State(s): State<Arc<IdpState>>| async move {
+                    s.fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(s.delay).await;
+                    let (status, body) = s.response.lock().unwrap().clone();
+                    (axum::http::StatusCode::from_u16(status).unwrap(), body)
+                }),
+            )
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { url, state, task }
+    }
+
+    fn serve(&self, status: u16, body: Vec<u8>) {
+        *self.state.response.lock().unwrap() = (status, body);
+    }
+
+    fn publish(&self, doc: &Value) {
+        self.serve(200, serde_json::to_vec(doc).unwrap());
+    }
+
+    fn fetches(&self) -> usize {
+        self.state.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// An Ed25519 key of the identity provider, from a fixed seed.
+fn idp_key(seed: u8) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+}
+
+fn jwk(kid: &str, key: &ed25519_dalek::SigningKey) -> Value {
+    json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid,
+           "x": B64.encode(key.verifying_key().as_bytes())})
+}
+
+fn jwks(keys: &[(&str, &ed25519_dalek::SigningKey)]) -> Value {
+    json!({"keys": keys.iter().map(|(kid, k)| jwk(kid, k)).collect::<Vec<_>>()})
+}
+
+/// A token of the identity provider, signed by `key` under `kid`.
+fn idp_token(kid: &str, key: &ed25519_dalek::SigningKey, sub: &str) -> String {
+    use ed25519_dalek::Signer as _;
+    let now = chrono_now();
+    let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
+    let claims = json!({"iss": IDP_ISSUER, "aud": IDP_AUDIENCE, "sub": sub,
+        "roles": ["engineer"], "iat": now, "exp": now + 600});
+    let input = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    let signature = key.sign(input.as_bytes());
+    format!("{input}.{}", B64.encode(signature.to_bytes()))
+}
+
+fn chrono_now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+/// A server trusting `idp` (first fetch done here), reloading on unknown
+/// kids at most once per `interval`.
+async fn start_with_idp(idp: &Idp, interval: Duration) -> Server {
+    let source = JwksSource::new(JwksLocation::parse(&idp.url).unwrap(), IDP_ISSUER).unwrap();
+    let doc = source.load().await.unwrap();
+    start_custom(None, move |verifier, state_dir| {
+        let verifier = verifier
+            .with_external_jwks(&doc, IDP_ISSUER, IDP_AUDIENCE)
+            .unwrap();
+        KeyRefresh::new(verifier)
+            .with_api_keys(state_dir)
+            .with_jwks(source)
+            .with_unknown_kid_interval(interval)
+    })
+    .await
+}
+
+async fn whoami(s: &Server, token: &str) -> StatusCode {
+    s.get("/api/v1/whoami", Some(token)).await.status()
+}
+
+#[tokio::test]
+async fn a_key_the_idp_publishes_after_start_is_accepted_after_one_refresh() {
+    let (a, b) = (idp_key(1), idp_key(2));
+    let idp = Idp::start(&jwks(&[("a", &a)]), Duration::ZERO).await;
+    let s = start_with_idp(&idp, Duration::from_secs(60)).await;
+    assert_eq!(idp.fetches(), 1, "the start-up fetch");
+    assert_eq!(
+        whoami(&s, &idp_token("a", &a, "alice")).await,
+        StatusCode::OK
+    );
+    assert_eq!(idp.fetches(), 1, "a known kid fetches nothing");
+
+    idp.publish(&jwks(&[("a", &a), ("b", &b)]));
+    let response = s
+        .get("/api/v1/whoami", Some(&idp_token("b", &b, "bob")))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let who: Value = response.json().await.unwrap();
+    assert_eq!(who["sub"], "bob", "{who}");
+    assert_eq!(idp.fetches(), 2, "one refresh");
+    assert_eq!(s.state.keys().jwks_loads(), 1);
+    assert_eq!(
+        whoami(&s, &idp_token("a", &a, "alice")).await,
+        StatusCode::OK
+    );
+    assert_eq!(idp.fetches(), 2);
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_an_unknown_kid_cause_exactly_one_fetch() {
+    let (a, b) = (idp_key(1), idp_key(2));
+    let idp = Idp::start(&jwks(&[("a", &a)]), Duration::from_millis(300)).await;
+    let s = start_with_idp(&idp, Duration::from_secs(60)).await;
+    idp.publish(&jwks(&[("a", &a), ("b", &b)]));
+    let token = idp_token("b", &b, "bob");
+    let requests = (0..16).map(|_| whoami(&s, &token));
+    let statuses = futures::future::join_all(requests).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    assert_eq!(idp.fetches(), 2, "start-up fetch plus exactly one refresh");
+}
+
+#[tokio::test]
+async fn a_flood_of_random_kids_is_rate_limited() {
+    let a = idp_key(1);
+    let idp = Idp::start(&jwks(&[("a", &a)]), Duration::ZERO).await;
+    let s = start_with_idp(&idp, Duration::from_secs(60)).await;
+    let server = &s;
+    let flood = (0..12).map(|i| {
+        let token = idp_token(&format!("random-{i}"), &a, "mallory");
+        async move { whoami(server, &token).await }
+    });
+    let statuses = futures::future::join_all(flood).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        idp.fetches(),
+        2,
+        "start-up fetch plus one refresh per interval"
+    );
+    // Sequential misses after the refresh stay within the interval too.
+    for i in 0..4 {
+        let token = idp_token(&format!("later-{i}"), &a, "mallory");
+        assert_eq!(whoami(&s, &token).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(idp.fetches(), 2);
+}
+
+#[tokio::test]
+async fn an_idp_that_is_down_or_hostile_keeps_the_old_keys_and_unknown_kids_get_401() {
+    let (a, b) = (idp_key(1), idp_key(2));
+    let idp = Idp::start(&jwks(&[("a", &a)]), Duration::ZERO).await;
+    // No rate limit, so every unknown kid refreshes.
+    let s = start_with_idp(&idp, Duration::ZERO).await;
+    let known = idp_token("a", &a, "alice");
+    let unknown = idp_token("b", &b, "bob");
+    let mut oversized = br#"{"keys": [], "pad": ""#.to_vec();
+    oversized.resize(2 * 1024 * 1024, b'x');
+    oversized.extend_from_slice(br#""}"#);
+    let duplicate = format!(
+        r#"{{"keys": [{}], "keys": [{}]}}"#,
+        jwk("b", &b),
+        jwk("b", &b)
+    );
+    let cases: Vec<(&str, u16, Vec<u8>)> = vec![
+        ("server error", 500, b"oops".to_vec()),
+        ("garbage", 200, b"<html>not json</html>".to_vec()),
+        ("oversized", 200, oversized),
+        ("repeated JSON key", 200, duplicate.into_bytes()),
+        (
+            "symmetric key",
+            200,
+            br#"{"keys": [{"kty": "oct", "kid": "b", "k": "AAAA"}]}"#.to_vec(),
+        ),
+        ("no keys", 200, br#"{"keys": []}"#.to_vec()),
+    ];
+    for (why, status, body) in cases {
+        let before = idp.fetches();
+        idp.serve(status, body);
+        assert_eq!(
+            whoami(&s, &unknown).await,
+            StatusCode::UNAUTHORIZED,
+            "{why}"
+        );
+        assert_eq!(idp.fetches(), before + 1, "{why}: one refresh attempt");
+        assert_eq!(
+            whoami(&s, &known).await,
+            StatusCode::OK,
+            "{why}: old keys kept"
+        );
+    }
+    // Down: nothing listens any more.
+    idp.task.abort();
+    let _ = idp.task.await;
+    assert_eq!(whoami(&s, &unknown).await, StatusCode::UNAUTHORIZED, "down");
+    assert_eq!(
+        whoami(&s, &known).await,
+        StatusCode::OK,
+        "down: old keys kept"
+    );
+    assert!(s.state.verifier().kids().iter().any(|k| k.as_str() == "a"));
+}
+
+#[tokio::test]
+async fn a_plain_http_jwks_url_to_another_host_is_refused() {
+    for url in [
+        "http://idp.example.com/jwks",
+        "http://10.1.2.3/.well-known/jwks.json",
+        "http://127.0.0.1.evil.com/jwks",
+    ] {
+        let err = JwksLocation::parse(url).unwrap_err().to_string();
+        assert!(
+            err.contains("plain http is allowed only to a loopback host"),
+            "{err}"
+        );
+    }
+    assert!(JwksLocation::parse("https://idp.example.com/jwks").is_ok());
+}
+
+#[tokio::test]
+async fn a_rotated_api_key_is_accepted_by_a_running_server() {
+    let s = start_custom(None, |verifier, state_dir| {
+        KeyRefresh::new(verifier).with_api_keys(state_dir)
+    })
+    .await;
+    let old = s.token("alice", &[Role::Engineer]);
+    assert_eq!(whoami(&s, &old).await, StatusCode::OK);
+
+    let state_dir = s.dir.path().join(".weir");
+    let mut keys = ApiKeySet::load_or_create(&state_dir).unwrap();
+    let new_kid = keys.rotate(&state_dir).unwrap();
+    assert!(!s.state.verifier().kids().contains(&new_kid));
+    let new = keys
+        .minter(API_ISSUER, API_AUDIENCE)
+        .mint("bob", &[Role::Engineer], Duration::from_secs(600))
+        .unwrap();
+    assert_eq!(whoami(&s, new.token.expose()).await, StatusCode::OK);
+    assert!(s.state.verifier().kids().contains(&new_kid));
+    assert_eq!(
+        whoami(&s, &old).await,
+        StatusCode::OK,
+        "old key still verifies"
+    );
+}
+
+#[tokio::test]
+async fn without_key_sources_an_unknown_kid_reloads_nothing() {
+    let s = start().await;
+    let state_dir = s.dir.path().join(".weir");
+    let mut keys = ApiKeySet::load_or_create(&state_dir).unwrap();
+    keys.rotate(&state_dir).unwrap();
+    let new = keys
+        .minter(API_ISSUER, API_AUDIENCE)
+        .mint("bob", &[Role::Engineer], Duration::from_secs(600))
+        .unwrap();
+    assert_invalid_token(s.get("/api/v1/whoami", Some(new.token.expose())).await).await;
 }

@@ -94,6 +94,16 @@ impl IdentityCache {
         self.entries.insert(key, Arc::new(entry));
     }
 
+    /// Forgets the entry for `key`, if any.
+    pub(crate) fn remove(&self, key: &Digest) {
+        self.entries.invalidate(key);
+    }
+
+    /// Forgets every entry (the trusted keys changed).
+    pub(crate) fn clear(&self) {
+        self.entries.invalidate_all();
+    }
+
     /// Entries held, after applying pending evictions.
     pub(crate) fn len(&self) -> u64 {
         self.entries.run_pending_tasks();

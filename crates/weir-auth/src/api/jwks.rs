@@ -42,6 +42,21 @@ fn invalid(reason: &'static str) -> Error {
     Error::InvalidJwks { reason }
 }
 
+/// Parses a JWKS document's bytes as strict JSON: one value, no object
+/// repeating a key at any depth. The keys are checked when the document is
+/// given to an [`ApiVerifier`](crate::api::ApiVerifier).
+///
+/// # Errors
+///
+/// [`Error::InvalidJwks`] if `bytes` is not one JSON value or repeats a key.
+pub fn parse_jwks_document(bytes: &[u8]) -> Result<Value> {
+    crate::compact::check_unique_keys(bytes, "jwks").map_err(|e| match e {
+        Error::DuplicateKey { .. } => invalid("a JSON object repeats a key"),
+        _ => invalid("not JSON"),
+    })?;
+    serde_json::from_slice(bytes).map_err(|_| invalid("not JSON"))
+}
+
 /// Parses every usable key of `jwks` (see the module invariants).
 pub(crate) fn parse(jwks: &Value) -> Result<Vec<ExternalKey>> {
     let list = jwks
@@ -223,6 +238,23 @@ mod tests {
 
     fn one(key: Value) -> Result<Vec<ExternalKey>> {
         parse(&json!({ "keys": [key] }))
+    }
+
+    #[test]
+    fn document_parsing_is_strict() {
+        assert!(parse_jwks_document(br#"{"keys": []}"#).is_ok());
+        for bad in [
+            &br#"{"keys": [], "keys": []}"#[..],
+            br#"{"keys": [{"kid": "a", "kid": "b"}]}"#,
+            b"{\"keys\": [",
+            b"<html>",
+            b"{} {}",
+        ] {
+            assert!(matches!(
+                parse_jwks_document(bad),
+                Err(Error::InvalidJwks { .. })
+            ));
+        }
     }
 
     #[test]

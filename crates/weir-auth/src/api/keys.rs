@@ -147,9 +147,34 @@ impl ApiKeySet {
         Ok(set)
     }
 
+    /// Reads `<state_dir>/keys/api/api-keys.json` as it is, never creating
+    /// or writing it, leaving out previous keys past retention: for a running
+    /// server picking up a rotation. Uses the system clock.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_or_create`](Self::load_or_create); a missing file is an
+    /// [`Error::Io`].
+    pub fn read(state_dir: &Path) -> Result<Self> {
+        Self::read_at(state_dir, SystemClock.now())
+    }
+
+    /// As [`read`](Self::read), at Unix time `now`.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read).
+    pub fn read_at(state_dir: &Path, now: i64) -> Result<Self> {
+        let mut set = load(&key_dir(state_dir).join(API_KEYS_FILE))?;
+        set.prune(now);
+        Ok(set)
+    }
+
     /// Makes a fresh key active and keeps the old one for verification for
     /// [`API_KEY_RETENTION`]. Uses the system clock. Verifiers and minters
-    /// built before the rotation do not see the change: rebuild them.
+    /// built before the rotation do not see the change: rebuild them, or
+    /// hand the new set to
+    /// [`ApiVerifier::reload_api_keys`](crate::api::ApiVerifier::reload_api_keys).
     ///
     /// # Errors
     ///

@@ -40,14 +40,17 @@
 //!
 //! # Non-goals
 //!
-//! - Fetching or refreshing a JWKS over the network: the caller passes the
-//!   document and rebuilds the verifier when it changes.
+//! - Fetching a JWKS over the network or scheduling reloads: the caller
+//!   passes the document ([`parse_jwks_document`] parses its bytes strictly)
+//!   and swaps it in with [`ApiVerifier::replace_external_jwks`] or
+//!   [`ApiVerifier::reload_api_keys`].
 //! - Mapping roles to routes: the HTTP layer does that.
 
 mod cache;
 mod claims;
 mod error;
 mod jwks;
+mod key_table;
 mod keys;
 mod minter;
 mod role;
@@ -58,6 +61,7 @@ use std::time::Duration;
 use crate::token::MAX_LEEWAY;
 
 pub use error::ApiAuthError;
+pub use jwks::parse_jwks_document;
 pub use keys::ApiKeySet;
 pub use minter::{ApiClaims, ApiMinter, MintedApiToken};
 pub use role::{Identity, Role};

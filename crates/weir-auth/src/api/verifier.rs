@@ -1,18 +1,20 @@
 //! Verifying API tokens: weir's own (HS256) and an external identity
 //! provider's (RS256, ES256, EdDSA), with a verified-token cache.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey};
+use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use crate::api::cache::IdentityCache;
 use crate::api::claims::{self, Checked, Expected};
 use crate::api::error::ApiAuthError;
-use crate::api::jwks;
+use crate::api::key_table::{
+    ExternalIssuer, KeyTable, Trust, external_keys, issuer_of, kid_taken, weir_keys,
+};
 use crate::api::keys::ApiKeySet;
 use crate::api::role::Identity;
 use crate::api::{API_MAX_LIFETIME, DEFAULT_API_CACHE_CAPACITY};
@@ -117,29 +119,6 @@ impl ApiVerifierConfig {
     }
 }
 
-/// Who vouches for tokens signed by a key.
-#[derive(Debug)]
-enum Trust {
-    /// weir itself: claims checked against the [`ApiVerifierConfig`].
-    Weir,
-    /// An external identity provider, with its own issuer and audience.
-    External(Arc<ExternalIssuer>),
-}
-
-#[derive(Debug)]
-struct ExternalIssuer {
-    issuer: String,
-    audience: String,
-}
-
-/// A verification key bound to one algorithm and one issuer.
-struct BoundKey {
-    /// The one algorithm this key verifies; the header's `alg` must name it.
-    algorithm: Algorithm,
-    decoding: DecodingKey,
-    trust: Trust,
-}
-
 /// Verifies API tokens: weir's own HS256 tokens and, optionally, tokens of
 /// external identity providers, and caches the result.
 ///
@@ -175,12 +154,25 @@ struct BoundKey {
 /// kind is refused.
 ///
 /// Errors name the check that failed and never contain the token.
+///
+/// # Reloading keys
+///
+/// [`reload_api_keys`](Self::reload_api_keys) and
+/// [`replace_external_jwks`](Self::replace_external_jwks) swap in a new key
+/// set while the verifier is in use: every verify sees one consistent set
+/// (an atomic pointer swap), never a mix. Fetching, scheduling and
+/// rate-limiting reloads is the caller's job.
 pub struct ApiVerifier {
-    keys: HashMap<Kid, BoundKey>,
+    keys: ArcSwap<KeyTable>,
+    /// Serializes key replacements (readers never take it).
+    writer: Mutex<()>,
     config: ApiVerifierConfig,
     revocation: Arc<dyn RevocationList>,
     clock: Arc<dyn Clock>,
     cache: Option<IdentityCache>,
+    /// Bumped (before the cache is emptied) whenever a key is dropped, so a
+    /// verify that raced the swap does not leave an entry behind.
+    dropped: AtomicU64,
 }
 
 impl ApiVerifier {
@@ -190,23 +182,18 @@ impl ApiVerifier {
     /// [`DEFAULT_API_CACHE_CAPACITY`] tokens.
     #[must_use]
     pub fn new(keys: &ApiKeySet, config: ApiVerifierConfig) -> Self {
-        let keys = keys
-            .keys()
-            .map(|(kid, secret)| {
-                let key = BoundKey {
-                    algorithm: Algorithm::HS256,
-                    decoding: DecodingKey::from_secret(secret.expose()),
-                    trust: Trust::Weir,
-                };
-                (kid.clone(), key)
-            })
-            .collect();
+        let table = KeyTable {
+            weir: Arc::new(weir_keys(keys)),
+            external: Vec::new(),
+        };
         Self {
-            keys,
+            keys: ArcSwap::from_pointee(table),
+            writer: Mutex::new(()),
             config,
             revocation: Arc::new(InMemoryRevocationList::new()),
             clock: Arc::new(SystemClock),
             cache: Some(IdentityCache::new(DEFAULT_API_CACHE_CAPACITY)),
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -241,25 +228,115 @@ impl ApiVerifier {
             audience,
             "audience must be 1 to 256 bytes without control characters",
         )?;
-        let parsed = jwks::parse(jwks)?;
-        if parsed.iter().any(|k| self.keys.contains_key(&k.kid)) {
-            return Err(Error::InvalidJwks {
-                reason: "kid already trusted by this verifier",
-            });
-        }
         let idp = Arc::new(ExternalIssuer {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
         });
-        for key in parsed {
-            let bound = BoundKey {
-                algorithm: key.algorithm,
-                decoding: key.decoding,
-                trust: Trust::External(Arc::clone(&idp)),
-            };
-            self.keys.insert(key.kid, bound);
+        let group = external_keys(jwks, &idp)?;
+        let mut table = KeyTable::clone(&self.keys.load());
+        if table.collides(&group, None) || table.weir.keys().any(|k| group.contains_key(k)) {
+            return Err(kid_taken());
         }
+        table.external.push(Arc::new(group));
+        self.keys = ArcSwap::from_pointee(table);
         Ok(self)
+    }
+
+    /// Replaces weir's own keys with every key of `keys` (active and
+    /// previous), atomically, e.g. after `weir keys rotate --api`. Returns
+    /// whether the set of key ids changed; if a key id went away, the
+    /// verified-token cache is emptied so tokens signed by a dropped key stop
+    /// verifying at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidJwks`] if a key id of `keys` is an external
+    /// provider's; the keys in use are then unchanged.
+    pub fn reload_api_keys(&self, keys: &ApiKeySet) -> Result<bool> {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.keys.load_full();
+        let same = keys.kids().count() == current.weir.len()
+            && keys.kids().all(|k| current.weir.contains_key(k));
+        if same {
+            return Ok(false);
+        }
+        let group = weir_keys(keys);
+        if current.collides(&group, Some(None)) {
+            return Err(kid_taken());
+        }
+        let dropped = current.weir.keys().any(|k| !group.contains_key(k));
+        let mut table = KeyTable::clone(&current);
+        table.weir = Arc::new(group);
+        self.keys.store(Arc::new(table));
+        if dropped {
+            self.clear_cache();
+        }
+        Ok(true)
+    }
+
+    /// Replaces the keys of the external provider whose issuer is `issuer`
+    /// (added with [`with_external_jwks`](Self::with_external_jwks)) with the
+    /// keys of `jwks`, atomically, keeping its audience. Returns whether the
+    /// set of key ids changed; if a key id went away, the verified-token
+    /// cache is emptied.
+    ///
+    /// # Errors
+    ///
+    /// As [`with_external_jwks`](Self::with_external_jwks), and
+    /// [`Error::InvalidConfig`] if no provider has this issuer. On error the
+    /// keys in use are unchanged.
+    pub fn replace_external_jwks(&self, jwks: &Value, issuer: &str) -> Result<bool> {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.keys.load_full();
+        let (index, idp) = current
+            .external
+            .iter()
+            .enumerate()
+            .find_map(|(i, group)| {
+                group.values().find_map(|k| match &k.trust {
+                    Trust::External(idp) if idp.issuer == issuer => Some((i, Arc::clone(idp))),
+                    _ => None,
+                })
+            })
+            .ok_or(Error::InvalidConfig {
+                reason: "no external identity provider has this issuer",
+            })?;
+        let group = external_keys(jwks, &idp)?;
+        if current.collides(&group, Some(Some(index))) {
+            return Err(kid_taken());
+        }
+        let old = current.external.get(index).ok_or(Error::Internal {
+            reason: "provider index out of range",
+        })?;
+        let changed = old.len() != group.len() || old.keys().any(|k| !group.contains_key(k));
+        let dropped = old.keys().any(|k| !group.contains_key(k));
+        let mut table = KeyTable::clone(&current);
+        if let Some(slot) = table.external.get_mut(index) {
+            *slot = Arc::new(group);
+        }
+        self.keys.store(Arc::new(table));
+        if dropped {
+            self.clear_cache();
+        }
+        Ok(changed)
+    }
+
+    /// The issuers of the external providers, in the order they were added.
+    #[must_use]
+    pub fn external_issuers(&self) -> Vec<String> {
+        self.keys
+            .load()
+            .external
+            .iter()
+            .filter_map(|g| issuer_of(g).map(str::to_owned))
+            .collect()
+    }
+
+    fn clear_cache(&self) {
+        self.dropped.fetch_add(1, Ordering::SeqCst);
+        if let Some(cache) = &self.cache {
+            cache.clear();
+        }
     }
 
     /// Consults `list` (instead of a private in-memory list) on every verify.
@@ -297,9 +374,14 @@ impl ApiVerifier {
         &self.config
     }
 
-    /// The ids of every trusted key, weir's and external.
-    pub fn kids(&self) -> impl Iterator<Item = &Kid> {
-        self.keys.keys()
+    /// The ids of every trusted key right now, weir's and external.
+    #[must_use]
+    pub fn kids(&self) -> Vec<Kid> {
+        self.keys
+            .load()
+            .iter()
+            .map(|(kid, _)| kid.clone())
+            .collect()
     }
 
     /// The revocation list consulted on every verify.
@@ -348,8 +430,15 @@ impl ApiVerifier {
             self.check_revocation(&identity)?;
             return Ok(identity);
         }
+        let epoch = self.dropped.load(Ordering::SeqCst);
         let Checked { identity, validity } = self.verify_in_full(token, now)?;
         cache.insert(key, &identity, validity, now);
+        // A key dropped while this token was verified: the swap's clear may
+        // have run before the insert, so take the entry out again. (The
+        // token itself was verified against a consistent, then-current set.)
+        if self.dropped.load(Ordering::SeqCst) != epoch {
+            cache.remove(&key);
+        }
         Ok(identity)
     }
 
@@ -357,8 +446,8 @@ impl ApiVerifier {
     fn verify_in_full(&self, token: &str, now: i64) -> std::result::Result<Checked, ApiAuthError> {
         let shared = |e: Error| ApiAuthError::from_token_error(&e);
         let unverified = Unverified::parse(token, &API_HEADER).map_err(shared)?;
-        let key = self
-            .keys
+        let table = self.keys.load();
+        let key = table
             .get(unverified.kid())
             .ok_or(ApiAuthError::UnknownKid)?;
         let payload = unverified
@@ -401,8 +490,8 @@ impl ApiVerifier {
 
 impl fmt::Debug for ApiVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut keys: Vec<(&Kid, &str, &str)> = self
-            .keys
+        let table = self.keys.load();
+        let mut keys: Vec<(&Kid, &str, &str)> = table
             .iter()
             .map(|(kid, k)| {
                 let issuer = match &k.trust {
