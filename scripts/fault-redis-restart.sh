@@ -13,7 +13,12 @@ set -euo pipefail
 WEIR=$(realpath "$1")
 URL=redis://127.0.0.1:6379
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
 
 start_redis() {
     mkdir -p /var/lib/redis /var/log/redis
@@ -63,12 +68,18 @@ weir() { (cd "$WORK" && WEIR_STATE_DIR="$WORK/state" WEIR_POLICIES="$WORK/polici
 
 weir keys rotate --hmac >/dev/null
 weir keys jwks >/dev/null
-weir worker --queue "$URL" --concurrency 2 --visibility-timeout 2 > "$WORK/worker.log" 2>&1 &
+# Started without the `weir` function so that `$!` is the worker itself
+# (a backgrounded function is a subshell that would outlive a kill).
+(cd "$WORK" && WEIR_STATE_DIR="$WORK/state" WEIR_POLICIES="$WORK/policies" \
+    exec "$WEIR" worker --queue "$URL" --concurrency 2 --visibility-timeout 2) > "$WORK/worker.log" 2>&1 &
+PIDS+=("$!")
 
 echo "starting a run, restarting Redis while its stage runs"
 set +e
-weir run pipelines/fault.yaml --queue "$URL" --output json > "$WORK/run1.json" 2> "$WORK/run1.err" &
+(cd "$WORK" && WEIR_STATE_DIR="$WORK/state" WEIR_POLICIES="$WORK/policies" \
+    exec "$WEIR" run pipelines/fault.yaml --queue "$URL" --output json) > "$WORK/run1.json" 2> "$WORK/run1.err" &
 RUN=$!
+PIDS+=("$RUN")
 for _ in $(seq 1 300); do [ -e "$WORK/markers/started-1" ] && break; sleep 0.1; done
 [ -e "$WORK/markers/started-1" ] || { echo "the stage never started"; cat "$WORK/run1.err" "$WORK/worker.log"; exit 1; }
 redis-cli -h 127.0.0.1 shutdown nosave >/dev/null 2>&1

@@ -63,6 +63,7 @@ struct Dispatcher {
     replies: Arc<dyn WorkQueue>,
     reply_to: String,
     run_id: String,
+    state: std::path::PathBuf,
 }
 
 impl Dispatcher {
@@ -100,6 +101,23 @@ impl Dispatcher {
         sealed.into()
     }
 
+    /// Prints what the workers recorded about refused tasks.
+    async fn explain(&self) {
+        let Ok(audit) = Audit::open_local(&self.state).await else {
+            return;
+        };
+        let filter = weir_audit::Filter::all().action(weir_audit::Action::TaskReceive);
+        if let Ok(events) = audit
+            .sink()
+            .query(&filter, weir_audit::Page::first(20))
+            .await
+        {
+            for e in events {
+                eprintln!("task_receive {:?}: {:?}", e.decision, e.reason);
+            }
+        }
+    }
+
     /// Receives and opens results until `n` distinct stages answered.
     async fn collect(&self, n: usize) {
         let mut done = HashSet::new();
@@ -109,7 +127,10 @@ impl Dispatcher {
                 .receive("dispatcher", 1000, Duration::from_secs(5))
                 .await
                 .expect("receive");
-            assert!(!got.is_empty(), "results stopped after {}", done.len());
+            if got.is_empty() {
+                self.explain().await;
+                panic!("results stopped after {}", done.len());
+            }
             let ids: Vec<_> = got.iter().map(|d| d.id).collect();
             for d in got {
                 let opened = self
@@ -190,6 +211,7 @@ async fn throughput(url: &str, workers: usize, stages: u32) -> f64 {
         replies: broker.queue(&reply_to).await.expect("reply queue"),
         reply_to,
         run_id,
+        state: state.to_path_buf(),
     };
     let stop = CancellationToken::new();
     let handles = start_workers(workers, state, &broker, &stop).await;
@@ -236,6 +258,7 @@ async fn round_trip(url: &str, samples: usize) -> (Duration, Duration) {
         replies: broker.queue(&reply_to).await.expect("reply queue"),
         reply_to,
         run_id,
+        state: state.to_path_buf(),
     };
     let stop = CancellationToken::new();
     let handles = start_workers(1, state, &broker, &stop).await;

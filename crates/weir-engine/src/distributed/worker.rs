@@ -301,10 +301,11 @@ impl Worker {
     }
 
     /// Audits a refused envelope and decides its fate: dropped, unless this
-    /// worker merely lacks the key it was signed with.
+    /// worker merely lacks the key it was signed with (or cannot read its
+    /// own key file), which is this worker's fault, not the task's.
     async fn refused(&self, e: &EnvelopeError) -> Verdict {
         self.refuse(e.reason(), &e.to_string()).await;
-        if matches!(e, EnvelopeError::UnknownKid) {
+        if matches!(e, EnvelopeError::UnknownKid | EnvelopeError::Keys(_)) {
             tracing::error!(
                 "a task is signed with an envelope key this worker does not have; \
                  leaving it for another worker (check this worker's keys/hmac files)"
