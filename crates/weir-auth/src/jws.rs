@@ -74,27 +74,6 @@ impl<'a> Unverified<'a> {
         if !valid {
             return Err(Error::BadSignature);
         }
-        self.payload()
-    }
-
-    /// As [`verify`](Self::verify) for an EdDSA key held as a decompressed
-    /// point: the header must name `EdDSA`, and the signature must pass
-    /// `verify_strict` (which also refuses small-order keys and
-    /// non-canonical signatures that plain verification lets through).
-    pub(crate) fn verify_ed25519(&self, key: &ed25519_dalek::VerifyingKey) -> Result<Vec<u8>> {
-        if alg_name(Algorithm::EdDSA) != Some(self.alg.as_str()) {
-            return Err(Error::AlgorithmMismatch);
-        }
-        let signature = compact::decode(self.parts.signature)?;
-        let signature =
-            ed25519_dalek::Signature::from_slice(&signature).map_err(|_| Error::BadSignature)?;
-        key.verify_strict(self.parts.signing_input.as_bytes(), &signature)
-            .map_err(|_| Error::BadSignature)?;
-        self.payload()
-    }
-
-    /// The payload bytes; only reachable through a verified signature.
-    fn payload(&self) -> Result<Vec<u8>> {
         let payload = compact::decode(self.parts.payload)?;
         compact::check_unique_keys(&payload, "payload")?;
         Ok(payload)

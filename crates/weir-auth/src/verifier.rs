@@ -107,11 +107,6 @@ struct VerifyKey {
     /// The one algorithm this key verifies; the header's `alg` must name it.
     algorithm: Algorithm,
     decoding: DecodingKey,
-    /// The same key as a decompressed Ed25519 point, decoded once here
-    /// rather than on every verification (about an eighth of the cost of
-    /// an uncached verify). `None` only for bytes that are no valid point,
-    /// which then fail through `decoding`.
-    ed25519: Option<ed25519_dalek::VerifyingKey>,
 }
 
 /// Verifies stage tokens. Holds public keys only: a worker holding a
@@ -161,7 +156,6 @@ impl StageVerifier {
                     // For the Ed family jsonwebtoken takes the raw 32-byte key
                     // here (the same bytes `from_ed_components` decodes to).
                     decoding: DecodingKey::from_ed_der(&x),
-                    ed25519: ed25519_dalek::VerifyingKey::from_bytes(&x).ok(),
                 };
                 (kid, key)
             })
@@ -332,10 +326,7 @@ impl StageVerifier {
             .ok_or_else(|| Error::UnknownKid {
                 kid: unverified.kid().as_str().to_owned(),
             })?;
-        let payload = match &key.ed25519 {
-            Some(point) => unverified.verify_ed25519(point)?,
-            None => unverified.verify(&key.decoding, key.algorithm)?,
-        };
+        let payload = unverified.verify(&key.decoding, key.algorithm)?;
         let claims = parse_claims(&payload)?;
         if claims.typ != TokenType::Stage {
             return Err(Error::WrongTokenType);
