@@ -195,9 +195,13 @@ async fn throughput(url: &str, workers: usize, stages: u32) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path();
     let broker: Arc<dyn Broker> = Arc::new(
-        RedisBroker::connect(url, QueueConfig::default())
-            .await
-            .expect("redis"),
+        RedisBroker::connect_to(
+            url,
+            &format!("bench-tasks-{}", ulid::Ulid::new()),
+            QueueConfig::default(),
+        )
+        .await
+        .expect("redis"),
     );
     let keys = StageKeySet::open(state, chrono::Utc::now().timestamp()).expect("keys");
     let minter = Minter::new(keys, ISSUER, AUDIENCE, DEFAULT_MAX_LIFETIME).expect("minter");
@@ -235,6 +239,7 @@ async fn throughput(url: &str, workers: usize, stages: u32) -> f64 {
         h.await.expect("worker stops");
     }
     d.replies.delete().await.expect("cleanup");
+    d.tasks.delete().await.expect("cleanup");
     rate
 }
 
@@ -242,9 +247,13 @@ async fn round_trip(url: &str, samples: usize) -> (Duration, Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path();
     let broker: Arc<dyn Broker> = Arc::new(
-        RedisBroker::connect(url, QueueConfig::default())
-            .await
-            .expect("redis"),
+        RedisBroker::connect_to(
+            url,
+            &format!("bench-tasks-{}", ulid::Ulid::new()),
+            QueueConfig::default(),
+        )
+        .await
+        .expect("redis"),
     );
     let keys = StageKeySet::open(state, chrono::Utc::now().timestamp()).expect("keys");
     let minter = Minter::new(keys, ISSUER, AUDIENCE, DEFAULT_MAX_LIFETIME).expect("minter");
@@ -277,6 +286,7 @@ async fn round_trip(url: &str, samples: usize) -> (Duration, Duration) {
         h.await.expect("worker stops");
     }
     d.replies.delete().await.expect("cleanup");
+    d.tasks.delete().await.expect("cleanup");
     times.sort();
     let median = times[times.len() / 2];
     let p99 = times[times.len() * 99 / 100];

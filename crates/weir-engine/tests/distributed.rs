@@ -284,6 +284,7 @@ impl Fixture {
         for w in self.workers {
             w.await.unwrap();
         }
+        self.broker.inner.tasks().delete().await.unwrap();
     }
 }
 
@@ -304,7 +305,11 @@ async fn redis() -> Option<Fixture> {
         eprintln!("WEIR_TEST_REDIS_URL is not set: skipping the Redis test");
         return None;
     };
-    let broker = RedisBroker::connect(&url, queue_config()).await.unwrap();
+    // A task queue of its own: tests run in parallel, each with its own keys.
+    let tasks = format!("tasks-{}", ulid::Ulid::new());
+    let broker = RedisBroker::connect_to(&url, &tasks, queue_config())
+        .await
+        .unwrap();
     Some(Fixture::new(Arc::new(broker)).await)
 }
 

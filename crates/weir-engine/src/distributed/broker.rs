@@ -121,7 +121,16 @@ impl RedisBroker {
     /// # Errors
     /// [`Error::Queue`] if the server is unreachable.
     pub async fn connect(url: &str, config: QueueConfig) -> Result<Self> {
-        let tasks = RedisQueue::connect(url, TASKS, config.clone())
+        Self::connect_to(url, TASKS, config).await
+    }
+
+    /// As [`connect`](Self::connect), with the task queue named `tasks`
+    /// (separate worker pools on one Redis, or isolated tests).
+    ///
+    /// # Errors
+    /// [`Error::Queue`] if the server is unreachable or the name is invalid.
+    pub async fn connect_to(url: &str, tasks: &str, config: QueueConfig) -> Result<Self> {
+        let tasks = RedisQueue::connect(url, tasks, config.clone())
             .await
             .map_err(queue_error)?;
         let coordination = RedisCoordination::connect(url).await.map_err(queue_error)?;
