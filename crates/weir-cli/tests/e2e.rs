@@ -550,7 +550,14 @@ fn every_access_of_a_run_is_audited_and_the_log_verifies() {
         "{}",
         String::from_utf8_lossy(&verify.stdout)
     );
-    assert!(String::from_utf8_lossy(&verify.stdout).starts_with("OK:"));
+    let verified = String::from_utf8_lossy(&verify.stdout).to_string();
+    assert!(verified.starts_with("OK:"), "{verified}");
+    // The run's end sealed its tail: a short-lived `weir run` still leaves a
+    // signed checkpoint, so cutting events off the end would be detected.
+    assert!(
+        !verified.contains(" 0 signed checkpoint(s)"),
+        "no checkpoint after the run: {verified}"
+    );
 
     // No token ever reaches the log or the output.
     let all = String::from_utf8_lossy(

@@ -144,6 +144,22 @@ impl Audit {
             .map_err(Error::audit)
     }
 
+    /// Signs a checkpoint over every event this process appended that no
+    /// checkpoint covers yet, so that cutting those events off the end of
+    /// the log is detected by `weir audit verify`. Called when a run ends
+    /// and when a worker stops: short-lived processes would otherwise exit
+    /// before the periodic checkpoint.
+    ///
+    /// # Errors
+    /// [`Error::Audit`] if the checkpoint cannot be signed or stored.
+    pub async fn checkpoint(&self) -> Result<()> {
+        self.sink
+            .checkpoint_now()
+            .await
+            .map(|_| ())
+            .map_err(Error::audit)
+    }
+
     /// The guard's sink, writing to this log.
     pub fn decision_sink(&self) -> Arc<dyn DecisionSink> {
         Arc::new(AuditDecisionSink {

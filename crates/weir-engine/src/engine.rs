@@ -449,6 +449,11 @@ impl Engine {
             .with_run(record.run_id.as_str())
             .with_reason(format!("{:?}", record.status).to_lowercase());
         audit.record(finish).await?;
+        // Seal the run's tail now rather than at the next periodic checkpoint,
+        // which a short-lived `weir run` never reaches.
+        if let Err(e) = audit.checkpoint().await {
+            tracing::warn!(error = %e, "could not sign an audit checkpoint at the end of the run");
+        }
         tracing::info!(run_id = %record.run_id, status = ?record.status, "run finished");
         Ok(record)
     }

@@ -244,6 +244,9 @@ impl Worker {
             .acquire_many(u32::try_from(self.config.concurrency.max(1)).unwrap_or(1))
             .await;
         reloader.abort();
+        if let Err(e) = self.audit.checkpoint().await {
+            tracing::warn!(error = %e, "could not sign an audit checkpoint as the worker stopped");
+        }
         tracing::info!(consumer = %self.config.consumer, "worker stopped");
         Ok(())
     }
