@@ -79,7 +79,9 @@ fn record_rotation(storage: &Storage, reason: String) -> anyhow::Result<()> {
                 weir_audit::Decision::None,
             )
             .with_reason(reason);
-        anyhow::Ok(audit.record(event).await?)
+        audit.record(event).await?;
+        // Cover the event with a checkpoint before this short process exits.
+        anyhow::Ok(audit.checkpoint().await?)
     })?;
     Ok(())
 }

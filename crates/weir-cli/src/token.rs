@@ -76,6 +76,8 @@ fn revoke(storage: &Storage, jti: &str, until: Option<i64>, url: &str) -> anyhow
                     .with_reason(format!("api token revoked until {until}")),
             )
             .await?;
+        // Cover the event with a checkpoint before this short process exits.
+        audit.checkpoint().await?;
         anyhow::Ok(())
     })?;
     println!("revoked; every server following {url} refuses it now");
@@ -114,6 +116,7 @@ fn issue(storage: &Storage, sub: &str, roles: &[String], ttl: &str) -> anyhow::R
                     )),
             )
             .await?;
+        audit.checkpoint().await?;
         anyhow::Ok(())
     })?;
     eprintln!(

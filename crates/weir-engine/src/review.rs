@@ -136,6 +136,8 @@ pub async fn review(
                 .with_reason(summary.clone()),
         )
         .await?;
+    // A review usually runs in a short-lived process: seal its record now.
+    audit.checkpoint().await?;
     Ok((review, summary))
 }
 
