@@ -115,6 +115,34 @@ pub(crate) fn remove_if_exists(path: &Path) -> Result<()> {
     }
 }
 
+/// Longest stored HMAC secret accepted from a key file.
+pub(crate) const MAX_STORED_SECRET_BYTES: usize = 1024;
+
+/// Decodes a base64url HMAC secret read from the key file at `path`,
+/// refusing one shorter than `min_len` bytes (a weak key) or longer than
+/// [`MAX_STORED_SECRET_BYTES`]. Errors never contain the secret.
+pub(crate) fn decode_stored_secret(
+    encoded: &str,
+    path: &Path,
+    min_len: usize,
+) -> Result<crate::secret::SecretBytes> {
+    let secret = crate::secret::SecretBytes::new(
+        URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| Error::key_store(path, "secret is not base64url"))?,
+    );
+    if secret.len() < min_len {
+        return Err(Error::key_store(
+            path,
+            "weak key: secret shorter than 256 bits",
+        ));
+    }
+    if secret.len() > MAX_STORED_SECRET_BYTES {
+        return Err(Error::key_store(path, "secret too long"));
+    }
+    Ok(secret)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,15 +21,13 @@ use crate::api::{API_KEY_RETENTION, API_KEYS_FILE, MIN_HS256_SECRET_BYTES};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::kid::Kid;
-use crate::private_file::{ensure_private_dir, read_private, write_private};
+use crate::private_file::{decode_stored_secret, ensure_private_dir, read_private, write_private};
 use crate::secret::SecretBytes;
 
 const VERSION: u32 = 1;
 /// Most keys held (active + previous); older previous keys are dropped
 /// early only if an operator rotates more often than this per retention.
 const MAX_KEYS: usize = 64;
-/// Longest secret accepted from the file.
-const MAX_SECRET_BYTES: usize = 1024;
 /// Random bytes in a generated key id (base64url: 22 characters).
 const KID_RANDOM_BYTES: usize = 16;
 
@@ -349,20 +347,7 @@ fn decode_key(stored: &StoredKey, path: &Path) -> Result<HmacKey> {
     if stored.alg != "HS256" {
         return Err(Error::key_store(path, "API keys must be bound to HS256"));
     }
-    let secret = SecretBytes::new(
-        URL_SAFE_NO_PAD
-            .decode(&stored.secret)
-            .map_err(|_| Error::key_store(path, "secret is not base64url"))?,
-    );
-    if secret.len() < MIN_HS256_SECRET_BYTES {
-        return Err(Error::key_store(
-            path,
-            "weak key: secret shorter than 256 bits",
-        ));
-    }
-    if secret.len() > MAX_SECRET_BYTES {
-        return Err(Error::key_store(path, "secret too long"));
-    }
+    let secret = decode_stored_secret(&stored.secret, path, MIN_HS256_SECRET_BYTES)?;
     Ok(HmacKey {
         kid,
         secret,

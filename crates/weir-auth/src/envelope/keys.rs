@@ -21,7 +21,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 use crate::kid::Kid;
-use crate::private_file::{ensure_private_dir, read_private, write_private};
+use crate::private_file::{decode_stored_secret, ensure_private_dir, read_private, write_private};
 use crate::secret::SecretBytes;
 
 /// File name of the envelope key set under `<state_dir>/keys/hmac/`.
@@ -34,8 +34,6 @@ const MAX_KEYS: usize = 64;
 /// Length of a generated secret: 256 bits, the HMAC-SHA256 block-size-safe
 /// minimum.
 const SECRET_BYTES: usize = 32;
-/// Longest secret accepted from the file.
-const MAX_SECRET_BYTES: usize = 1024;
 /// Random bytes in a generated key id (base64url: 22 characters).
 const KID_RANDOM_BYTES: usize = 16;
 /// What a worker is told when the keys are not there.
@@ -382,20 +380,7 @@ fn load(dir: &Path, path: &Path) -> Result<HmacKeySet> {
 fn decode_key(stored: &StoredKey, path: &Path) -> Result<HmacKey> {
     let kid = Kid::parse(&stored.kid)
         .map_err(|_| Error::key_store(path, "invalid kid in envelope key file"))?;
-    let secret = SecretBytes::new(
-        URL_SAFE_NO_PAD
-            .decode(&stored.secret)
-            .map_err(|_| Error::key_store(path, "secret is not base64url"))?,
-    );
-    if secret.len() < SECRET_BYTES {
-        return Err(Error::key_store(
-            path,
-            "weak key: secret shorter than 256 bits",
-        ));
-    }
-    if secret.len() > MAX_SECRET_BYTES {
-        return Err(Error::key_store(path, "secret too long"));
-    }
+    let secret = decode_stored_secret(&stored.secret, path, SECRET_BYTES)?;
     Ok(HmacKey {
         kid,
         secret,
