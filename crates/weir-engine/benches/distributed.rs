@@ -191,34 +191,65 @@ async fn start_workers(
     handles
 }
 
+/// A dispatcher and `workers` workers on a task queue of their own.
+struct Bench {
+    _dir: tempfile::TempDir,
+    d: Dispatcher,
+    stop: CancellationToken,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Bench {
+    async fn start(url: &str, workers: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path();
+        let broker: Arc<dyn Broker> = Arc::new(
+            RedisBroker::connect_to(
+                url,
+                &format!("bench-tasks-{}", ulid::Ulid::new()),
+                QueueConfig::default(),
+            )
+            .await
+            .expect("redis"),
+        );
+        let keys = StageKeySet::open(state, chrono::Utc::now().timestamp()).expect("keys");
+        let minter = Minter::new(keys, ISSUER, AUDIENCE, DEFAULT_MAX_LIFETIME).expect("minter");
+        let envelopes = Envelopes::open(state, broker.as_ref()).expect("envelopes");
+        let run_id = ulid::Ulid::new().to_string();
+        let reply_to = format!("bench.{run_id}");
+        let d = Dispatcher {
+            minter,
+            envelopes,
+            tasks: broker.tasks(),
+            replies: broker.queue(&reply_to).await.expect("reply queue"),
+            reply_to,
+            run_id,
+            state: state.to_path_buf(),
+        };
+        let stop = CancellationToken::new();
+        let handles = start_workers(workers, state, &broker, &stop).await;
+        Self {
+            _dir: dir,
+            d,
+            stop,
+            handles,
+        }
+    }
+
+    /// Stops the workers and removes the queues.
+    async fn finish(self) {
+        self.stop.cancel();
+        for h in self.handles {
+            h.await.expect("worker stops");
+        }
+        self.d.replies.delete().await.expect("cleanup");
+        self.d.tasks.delete().await.expect("cleanup");
+    }
+}
+
 async fn throughput(url: &str, workers: usize, stages: u32) -> f64 {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path();
-    let broker: Arc<dyn Broker> = Arc::new(
-        RedisBroker::connect_to(
-            url,
-            &format!("bench-tasks-{}", ulid::Ulid::new()),
-            QueueConfig::default(),
-        )
-        .await
-        .expect("redis"),
-    );
-    let keys = StageKeySet::open(state, chrono::Utc::now().timestamp()).expect("keys");
-    let minter = Minter::new(keys, ISSUER, AUDIENCE, DEFAULT_MAX_LIFETIME).expect("minter");
-    let envelopes = Envelopes::open(state, broker.as_ref()).expect("envelopes");
-    let run_id = ulid::Ulid::new().to_string();
-    let reply_to = format!("bench.{run_id}");
-    let d = Dispatcher {
-        minter,
-        envelopes,
-        tasks: broker.tasks(),
-        replies: broker.queue(&reply_to).await.expect("reply queue"),
-        reply_to,
-        run_id,
-        state: state.to_path_buf(),
-    };
-    let stop = CancellationToken::new();
-    let handles = start_workers(workers, state, &broker, &stop).await;
+    let bench = Bench::start(url, workers).await;
+    let d = &bench.d;
     // Warm up (connections, SQLite, caches).
     d.tasks.enqueue(d.task(u32::MAX)).await.expect("enqueue");
     d.collect(1).await;
@@ -234,43 +265,13 @@ async fn throughput(url: &str, workers: usize, stages: u32) -> f64 {
     }
     d.collect(stages as usize).await;
     let rate = f64::from(stages) / start.elapsed().as_secs_f64();
-    stop.cancel();
-    for h in handles {
-        h.await.expect("worker stops");
-    }
-    d.replies.delete().await.expect("cleanup");
-    d.tasks.delete().await.expect("cleanup");
+    bench.finish().await;
     rate
 }
 
 async fn round_trip(url: &str, samples: usize) -> (Duration, Duration) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path();
-    let broker: Arc<dyn Broker> = Arc::new(
-        RedisBroker::connect_to(
-            url,
-            &format!("bench-tasks-{}", ulid::Ulid::new()),
-            QueueConfig::default(),
-        )
-        .await
-        .expect("redis"),
-    );
-    let keys = StageKeySet::open(state, chrono::Utc::now().timestamp()).expect("keys");
-    let minter = Minter::new(keys, ISSUER, AUDIENCE, DEFAULT_MAX_LIFETIME).expect("minter");
-    let envelopes = Envelopes::open(state, broker.as_ref()).expect("envelopes");
-    let run_id = ulid::Ulid::new().to_string();
-    let reply_to = format!("bench.{run_id}");
-    let d = Dispatcher {
-        minter,
-        envelopes,
-        tasks: broker.tasks(),
-        replies: broker.queue(&reply_to).await.expect("reply queue"),
-        reply_to,
-        run_id,
-        state: state.to_path_buf(),
-    };
-    let stop = CancellationToken::new();
-    let handles = start_workers(1, state, &broker, &stop).await;
+    let bench = Bench::start(url, 1).await;
+    let d = &bench.d;
     let mut times = Vec::with_capacity(samples);
     for k in 0..samples + 20 {
         let start = Instant::now();
@@ -281,12 +282,7 @@ async fn round_trip(url: &str, samples: usize) -> (Duration, Duration) {
             times.push(start.elapsed());
         }
     }
-    stop.cancel();
-    for h in handles {
-        h.await.expect("worker stops");
-    }
-    d.replies.delete().await.expect("cleanup");
-    d.tasks.delete().await.expect("cleanup");
+    bench.finish().await;
     times.sort();
     let median = times[times.len() / 2];
     let p99 = times[times.len() * 99 / 100];
