@@ -43,6 +43,7 @@
 )]
 
 mod command;
+pub mod contract;
 mod dag;
 pub mod decode;
 mod diagnostic;
@@ -58,8 +59,12 @@ use std::path::{Path, PathBuf};
 pub use dag::{Dag, Edge};
 pub use decode::parse_duration;
 pub use diagnostic::{Diagnostic, Location, Severity, did_you_mean};
+pub use contract::{
+    ColumnContract, ColumnType, Contract, Literal, OnViolation, Range, TimeUnit,
+};
 pub use model::{
-    Access, Dataset, Defaults, Format, Pipeline, Stage, StageKind, Store, StoreLocation,
+    Access, Dataset, Defaults, Format, Pipeline, SplitPart, Stage, StageKind, Store,
+    StoreLocation,
 };
 pub use store::S3Location;
 pub use yaml::Limits;

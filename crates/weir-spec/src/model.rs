@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::contract::Contract;
 use crate::dag::Dag;
 
 /// A validated pipeline.
@@ -124,6 +125,9 @@ pub struct Dataset {
     pub path: String,
     /// File format.
     pub format: Format,
+    /// The data contract every read and write of this dataset is checked
+    /// against, if any.
+    pub contract: Option<Contract>,
 }
 
 /// What a stage does.
@@ -154,6 +158,28 @@ pub enum StageKind {
         /// How the child reaches its datasets.
         access: Access,
     },
+    /// Checks its one input against the input's contract. With an output,
+    /// writes the rows that pass to it; with a quarantining contract, the
+    /// bad rows go to the quarantine dataset (also listed in `outputs`).
+    Validate,
+    /// Splits its one input deterministically into its outputs by hashing
+    /// `key`: a row goes to the part whose share of `0..1_000_000` holds
+    /// `SHA-256(key as text)` (first 8 bytes, big-endian) modulo 1,000,000.
+    Split {
+        /// The column hashed; rows with the same key land in the same part.
+        key: String,
+        /// Outputs and their shares, in the order written.
+        parts: Vec<SplitPart>,
+    },
+}
+
+/// One output of a `split` stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SplitPart {
+    /// The output dataset.
+    pub dataset: String,
+    /// Its share, in millionths; the shares of a stage sum to 1,000,000.
+    pub millionths: u32,
 }
 
 /// How a `command` stage's child reaches its datasets.
@@ -178,6 +204,8 @@ impl StageKind {
         match self {
             StageKind::Sql { .. } => "sql",
             StageKind::Command { .. } => "command",
+            StageKind::Validate => "validate",
+            StageKind::Split { .. } => "split",
         }
     }
 }

@@ -275,6 +275,7 @@ fn decode_dataset(
         store: store?,
         path: path?,
         format: format?,
+        contract: None,
     })
 }
 
