@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::decode::{self, Ctx, Fields};
 use crate::model::{Access, StageKind};
-use crate::yaml::{Node, NodeKind, Style, truncate};
+use crate::yaml::{Node, NodeKind, truncate};
 
 /// Fields only a `command` stage may have.
 pub(crate) const COMMAND_FIELDS: &[&str] = &["run", "shell", "workdir", "env", "access", "parts"];
@@ -36,7 +36,7 @@ pub(crate) fn decode_command(
         .hint("a command stage runs `run`; remove `sql`, or use `kind: sql` for a query");
     }
     let shell = match f.get("shell") {
-        Some(n) => boolean(cx, n, &format!("{what}: `shell`")),
+        Some(n) => decode::boolean(cx, n, &format!("{what}: `shell`")),
         None => Some(false),
     };
     let run_node = f.required(
@@ -122,30 +122,6 @@ fn access(cx: &mut Ctx, f: &Fields<'_>, what: &str) -> Option<Access> {
     } else {
         Access::Materialized
     })
-}
-
-/// Reads `true` or `false`.
-fn boolean(cx: &mut Ctx, node: &Node, what: &str) -> Option<bool> {
-    if let NodeKind::Scalar {
-        value,
-        style: Style::Plain,
-    } = &node.kind
-    {
-        match value.as_str() {
-            "true" => return Some(true),
-            "false" => return Some(false),
-            _ => {}
-        }
-    }
-    cx.error(
-        &node.loc,
-        format!(
-            "{what} must be `true` or `false`, found {}",
-            node.type_name()
-        ),
-    )
-    .hint("write `true` or `false`, unquoted; `yes`, `on` and the like are not booleans in weir");
-    None
 }
 
 /// Reads `run`: a list of arguments, or one script when `shell` is true.

@@ -11,11 +11,15 @@
 //! - Each constraint fits its column's type: `range` on numbers, dates and
 //!   timestamps, `regex` and `max_length` on strings (`max_length` also on
 //!   binary), `allowed` values of the column's type.
-//! - A `regex` compiles (checked by the loader's caller through
-//!   [`Contract::regexes`], since this crate has no regex engine).
+//! - Every `range` has a bound, and `min <= max` where the two compare;
+//!   `allowed` holds 1 to 10,000 distinct values.
+//! - A `regex` compiles with the `regex` crate under its default size
+//!   limits (the same engine weir checks data with).
 //! - With `on_violation: quarantine`, the quarantine dataset is declared,
-//!   is not the contracted dataset, and is an output of every stage that can
-//!   send rows to it.
+//!   is not the contracted dataset, does not quarantine itself, and is an
+//!   output of every stage that can send rows to it.
+//!
+//! The YAML reference is `docs/contracts.md`.
 
 use serde::Serialize;
 
@@ -87,6 +91,39 @@ impl ColumnType {
     }
 }
 
+/// The type as written in YAML: `int64`, `timestamp[us, UTC]`, `decimal(10,2)`.
+impl std::fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            ColumnType::Boolean => "boolean",
+            ColumnType::Int8 => "int8",
+            ColumnType::Int16 => "int16",
+            ColumnType::Int32 => "int32",
+            ColumnType::Int64 => "int64",
+            ColumnType::UInt8 => "uint8",
+            ColumnType::UInt16 => "uint16",
+            ColumnType::UInt32 => "uint32",
+            ColumnType::UInt64 => "uint64",
+            ColumnType::Float32 => "float32",
+            ColumnType::Float64 => "float64",
+            ColumnType::String => "string",
+            ColumnType::Binary => "binary",
+            ColumnType::Date => "date",
+            ColumnType::Timestamp { unit, tz } => {
+                return match (unit, tz) {
+                    (None, _) => f.write_str("timestamp"),
+                    (Some(unit), None) => write!(f, "timestamp[{}]", unit.name()),
+                    (Some(unit), Some(tz)) => write!(f, "timestamp[{}, {tz}]", unit.name()),
+                };
+            }
+            ColumnType::Decimal { precision, scale } => {
+                return write!(f, "decimal({precision},{scale})");
+            }
+        };
+        f.write_str(name)
+    }
+}
+
 /// A timestamp unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -99,6 +136,19 @@ pub enum TimeUnit {
     Us,
     /// Nanoseconds.
     Ns,
+}
+
+impl TimeUnit {
+    /// The unit as written in YAML: `s`, `ms`, `us` or `ns`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeUnit::S => "s",
+            TimeUnit::Ms => "ms",
+            TimeUnit::Us => "us",
+            TimeUnit::Ns => "ns",
+        }
+    }
 }
 
 /// A literal in a contract (`range` bounds, `allowed` values), as written.

@@ -139,7 +139,7 @@ pub fn fields<'n>(
 }
 
 /// Plain scalars that YAML 1.1 tools read as booleans.
-fn yaml11_bool(value: &str) -> bool {
+pub(crate) fn yaml11_bool(value: &str) -> bool {
     matches!(
         value.to_ascii_lowercase().as_str(),
         "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false"
@@ -196,6 +196,31 @@ pub fn string(cx: &mut Ctx, node: &Node, what: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// Reads `true` or `false`, unquoted. YAML 1.1 spellings (`yes`, `on`) are
+/// refused rather than guessed.
+pub fn boolean(cx: &mut Ctx, node: &Node, what: &str) -> Option<bool> {
+    if let NodeKind::Scalar {
+        value,
+        style: Style::Plain,
+    } = &node.kind
+    {
+        match value.as_str() {
+            "true" => return Some(true),
+            "false" => return Some(false),
+            _ => {}
+        }
+    }
+    cx.error(
+        &node.loc,
+        format!(
+            "{what} must be `true` or `false`, found {}",
+            node.type_name()
+        ),
+    )
+    .hint("write `true` or `false`, unquoted; `yes`, `on` and the like are not booleans in weir");
+    None
 }
 
 /// Reads `node` as an integer in `min..=max`.

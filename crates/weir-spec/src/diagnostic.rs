@@ -50,6 +50,10 @@ pub struct Diagnostic {
     pub message: String,
     /// How to fix it, when we can tell.
     pub hint: Option<String>,
+    /// The offending source line, kept for diagnostics in a file other than
+    /// the one whose text the caller holds (a contract file a pipeline
+    /// references); [`Diagnostic::render`] prefers it to the text it is given.
+    pub source_line: Option<String>,
 }
 
 impl Diagnostic {
@@ -60,6 +64,7 @@ impl Diagnostic {
             loc,
             message: message.into(),
             hint: None,
+            source_line: None,
         }
     }
 
@@ -70,6 +75,7 @@ impl Diagnostic {
             loc,
             message: message.into(),
             hint: None,
+            source_line: None,
         }
     }
 
@@ -81,9 +87,16 @@ impl Diagnostic {
     }
 
     /// Renders the diagnostic with the offending source line and a caret.
+    ///
+    /// `source` is the text of the file the diagnostic points into; a
+    /// diagnostic that carries its own [`Diagnostic::source_line`] uses that.
     pub fn render(&self, source: &str) -> String {
         let mut out = self.to_string();
-        if let Some(line) = source.lines().nth(self.loc.line.saturating_sub(1)) {
+        let line = match &self.source_line {
+            Some(line) => Some(line.as_str()),
+            None => source.lines().nth(self.loc.line.saturating_sub(1)),
+        };
+        if let Some(line) = line {
             let gutter = self.loc.line.to_string();
             let pad = " ".repeat(gutter.len());
             let caret = " ".repeat(self.loc.column.saturating_sub(1));
@@ -156,5 +169,12 @@ mod tests {
         assert!(text.starts_with("p.yaml:2:3: error: bad"));
         assert!(text.contains(" 2 | b: 2\n   |   ^"));
         assert!(text.ends_with("= hint: fix it"));
+    }
+
+    #[test]
+    fn render_prefers_the_kept_source_line() {
+        let mut d = Diagnostic::error(Location::new("c.yaml", 7, 1), "bad");
+        d.source_line = Some("columns: 3".to_owned());
+        assert!(d.render("a: 1\n").contains(" 7 | columns: 3\n"));
     }
 }

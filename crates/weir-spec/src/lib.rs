@@ -10,9 +10,15 @@
 //! - Hostile input fails fast with bounded memory: size, nesting depth and
 //!   alias expansion are capped ([`Limits`]).
 //! - Untrusted input never panics.
+//! - Data contracts are checked as far as a file can be: column types,
+//!   constraints that fit them, literals of the column's type, compiling
+//!   regexes, and quarantine datasets that are declared and written by the
+//!   stages that send rows to them.
 //!
 //! # Non-goals
-//! No I/O beyond reading the pipeline file; nothing here touches data.
+//! No I/O beyond reading the pipeline file and the contract files it
+//! references (inside its folder, under the same [`Limits`]); nothing here
+//! touches data.
 //!
 //! ```
 //! let yaml = r#"
@@ -42,29 +48,33 @@
     )
 )]
 
+mod column;
+mod column_type;
 mod command;
 pub mod contract;
+mod contract_file;
+mod contract_rules;
+mod contract_spec;
 mod dag;
 pub mod decode;
 mod diagnostic;
+mod literal;
 mod model;
 mod pipeline;
 mod rules;
+mod split;
 mod stage;
 pub mod store;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
+pub use contract::{ColumnContract, ColumnType, Contract, Literal, OnViolation, Range, TimeUnit};
 pub use dag::{Dag, Edge};
 pub use decode::parse_duration;
 pub use diagnostic::{Diagnostic, Location, Severity, did_you_mean};
-pub use contract::{
-    ColumnContract, ColumnType, Contract, Literal, OnViolation, Range, TimeUnit,
-};
 pub use model::{
-    Access, Dataset, Defaults, Format, Pipeline, SplitPart, Stage, StageKind, Store,
-    StoreLocation,
+    Access, Dataset, Defaults, Format, Pipeline, SplitPart, Stage, StageKind, Store, StoreLocation,
 };
 pub use store::S3Location;
 pub use yaml::Limits;
@@ -175,9 +185,25 @@ fn load_str_at(
 ) -> Result<Loaded> {
     let (root, mut diagnostics) = yaml::load(file, text, limits);
     let mut cx = decode::Ctx::default();
-    let pipeline = root.and_then(|root| pipeline::decode(&mut cx, &root, source, base_dir));
+    let pipeline = root.and_then(|root| pipeline::decode(&mut cx, &root, source, base_dir, limits));
     diagnostics.append(&mut cx.diags);
-    diagnostics.sort_by_key(|d| (d.loc.line, d.loc.column, d.severity));
+    // The pipeline file first, then each contract file it references.
+    diagnostics.sort_by(|a, b| {
+        (
+            a.loc.file != file,
+            &a.loc.file,
+            a.loc.line,
+            a.loc.column,
+            a.severity,
+        )
+            .cmp(&(
+                b.loc.file != file,
+                &b.loc.file,
+                b.loc.line,
+                b.loc.column,
+                b.severity,
+            ))
+    });
     diagnostics.dedup();
     let has_error = diagnostics.iter().any(|d| d.severity == Severity::Error);
     match pipeline {

@@ -3,13 +3,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::contract_file::ContractFiles;
+use crate::contract_rules::{self, ContractSite, Contracts};
 use crate::decode::{self, Ctx, NameKind};
 use crate::diagnostic::{Location, did_you_mean};
 use crate::model::{Dataset, Defaults, Format, Pipeline, Stage, Store};
 use crate::rules;
 use crate::stage::{self, RawStage};
 use crate::store::{STORE_FIELDS, decode_location};
-use crate::yaml::{Node, NodeKind, truncate};
+use crate::yaml::{Limits, Node, NodeKind, truncate};
 
 const TOP: &[&str] = &[
     "version",
@@ -22,18 +24,20 @@ const TOP: &[&str] = &[
     "stages",
 ];
 const DEFAULTS: &[&str] = &["concurrency", "retries", "timeout"];
-const DATASET: &[&str] = &["store", "path", "format", "description"];
+const DATASET: &[&str] = &["store", "path", "format", "contract", "description"];
 
 pub(crate) fn no_special(_: &str) -> Option<String> {
     None
 }
 
-/// Decodes and validates a whole pipeline. `base_dir` resolves relative store paths.
+/// Decodes and validates a whole pipeline. `base_dir` resolves relative
+/// store paths and contract files, which are read under `limits`.
 pub(crate) fn decode(
     cx: &mut Ctx,
     root: &Node,
     source: &Path,
     base_dir: &Path,
+    limits: Limits,
 ) -> Option<Pipeline> {
     let top = decode::fields(cx, root, "the pipeline", TOP, &no_special)?;
     if let Some(node) = top.get("version")
@@ -74,6 +78,8 @@ pub(crate) fn decode(
             })
         })
         .unwrap_or_default();
+    let mut contract_files = ContractFiles::new(source, base_dir, limits);
+    let mut sites = BTreeMap::new();
     let (datasets, dataset_names) = top
         .required(
             cx,
@@ -83,7 +89,14 @@ pub(crate) fn decode(
         )
         .map(|n| {
             decode_named_map(cx, n, "`datasets`", "dataset name", |cx, name, node| {
-                decode_dataset(cx, name, node, &store_names)
+                decode_dataset(
+                    cx,
+                    name,
+                    node,
+                    &store_names,
+                    &mut contract_files,
+                    &mut sites,
+                )
             })
         })
         .unwrap_or_default();
@@ -97,15 +110,26 @@ pub(crate) fn decode(
         .map(|n| stage::decode_stages(cx, n, &defaults, base_dir))
         .unwrap_or_default();
 
+    let contracts = Contracts::new(&datasets, &sites, &dataset_names);
     rules::check_overlaps(cx, &datasets);
-    rules::check_stages(cx, &dataset_names, &stage_names, &stages);
+    rules::check_stages(
+        cx,
+        &dataset_names,
+        &stage_names,
+        &stages,
+        &contracts.quarantined(),
+    );
     rules::check_presigned(cx, &stores, &datasets, &stages);
+    contract_rules::check_quarantine_datasets(cx, &contracts);
+    contract_rules::check_stages(cx, &contracts, &stages);
     let dag = rules::build_dag(cx, &stages);
     if cx.error_count() == 0 {
         // Only on an otherwise valid file: a stage that failed to decode may
         // well be the one that uses the "unused" dataset.
         rules::warn_unused(cx, &stores, &datasets, &stages);
     }
+
+    contract_files.attach_source_lines(&mut cx.diags);
 
     let stages: Option<Vec<Stage>> = stages.into_iter().map(RawStage::into_stage).collect();
     Some(Pipeline {
@@ -157,7 +181,7 @@ fn decode_named_map<T>(
     node: &Node,
     what: &str,
     noun: &str,
-    item: impl Fn(&mut Ctx, &str, &Node) -> Option<T>,
+    mut item: impl FnMut(&mut Ctx, &str, &Node) -> Option<T>,
 ) -> (NamedMap<T>, BTreeSet<String>) {
     let mut out = BTreeMap::new();
     let mut declared = BTreeSet::new();
@@ -208,19 +232,16 @@ fn decode_store(cx: &mut Ctx, name: &str, node: &Node, base_dir: &Path) -> Optio
     })
 }
 
-fn dataset_special(key: &str) -> Option<String> {
-    (key == "contract")
-        .then(|| "data contracts are not supported by this build of weir yet".to_owned())
-}
-
 fn decode_dataset(
     cx: &mut Ctx,
     name: &str,
     node: &Node,
     stores: &BTreeSet<String>,
+    contract_files: &mut ContractFiles<'_>,
+    sites: &mut BTreeMap<String, ContractSite>,
 ) -> Option<Dataset> {
     let what = format!("dataset `{name}`");
-    let f = decode::fields(cx, node, &what, DATASET, &dataset_special)?;
+    let f = decode::fields(cx, node, &what, DATASET, &no_special)?;
     let store = f
         .required(
             cx,
@@ -270,12 +291,23 @@ fn decode_dataset(
     if let Some(n) = f.get("description") {
         decode::string(cx, n, "`description`");
     }
+    let contract = f.get("contract").and_then(|n| {
+        let decoded = contract_files.contract(cx, n, name);
+        sites.insert(
+            name.to_owned(),
+            ContractSite {
+                quarantine_at: decoded.as_ref().and_then(|d| d.quarantine_at.clone()),
+                decoded: decoded.is_some(),
+            },
+        );
+        decoded.map(|d| d.contract)
+    });
     Some(Dataset {
         name: name.to_owned(),
         store: store?,
         path: path?,
         format: format?,
-        contract: None,
+        contract,
     })
 }
 
@@ -288,7 +320,13 @@ mod tests {
         let (root, mut diags) = load("t.yaml", src, Limits::default());
         let mut cx = Ctx::default();
         if let Some(root) = root {
-            decode(&mut cx, &root, Path::new("t.yaml"), Path::new("."));
+            decode(
+                &mut cx,
+                &root,
+                Path::new("t.yaml"),
+                Path::new("."),
+                Limits::default(),
+            );
         }
         diags.append(&mut cx.diags);
         diags.iter().map(|d| d.message.clone()).collect()

@@ -43,11 +43,14 @@ pub(crate) fn overlaps(a: &str, b: &str) -> bool {
 /// References resolve, each dataset has one writer, no stage reads its own
 /// output or needs itself. `datasets` and `stage_names` hold every name
 /// declared, valid or not, so a broken definition is not also "undefined".
+/// `quarantined` maps a quarantine dataset to a dataset whose bad rows it
+/// receives, to explain two writers of one.
 pub(crate) fn check_stages(
     cx: &mut Ctx,
     datasets: &BTreeSet<String>,
     stage_names: &[String],
     stages: &[RawStage],
+    quarantined: &HashMap<&str, &str>,
 ) {
     let mut writers: HashMap<&str, &RawStage> = HashMap::new();
     for s in stages {
@@ -72,15 +75,20 @@ pub(crate) fn check_stages(
                 .hint("datasets are written once per run; write the result to a new dataset");
             }
             if let Some(first) = writers.get(ds.as_str()) {
-                cx.error(
+                let b = cx.error(
                     loc,
                     format!(
                         "dataset `{ds}` is written by two stages, `{}` and `{}`",
                         first.display(),
                         s.display()
                     ),
-                )
-                .hint("each dataset has exactly one writer; write to a new dataset instead");
+                );
+                match quarantined.get(ds.as_str()) {
+                    Some(checked) => b.hint(format!(
+                        "`{ds}` receives the bad rows of `{checked}`, and a dataset has one writer, so only one stage may check `{checked}`: let a `validate` stage read `{checked}` and write the rows that pass to a new dataset, and let the other stages read that one"
+                    )),
+                    None => b.hint("each dataset has exactly one writer; write to a new dataset instead"),
+                }
             } else {
                 writers.insert(ds, s);
             }

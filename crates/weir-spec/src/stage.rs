@@ -9,6 +9,7 @@ use crate::decode::{self, Ctx, NameKind};
 use crate::diagnostic::{Location, did_you_mean};
 use crate::model::{Defaults, Stage, StageKind};
 use crate::pipeline::no_special;
+use crate::split::{decode_split, refuse_split_fields, refuse_sql};
 use crate::yaml::{Node, NodeKind, truncate};
 
 const STAGE: &[&str] = &[
@@ -27,9 +28,10 @@ const STAGE: &[&str] = &[
     "access",
     "parts",
     "env",
+    "key",
+    "ratios",
 ];
-const KINDS: &[&str] = &["sql", "command"];
-const LATER_KINDS: &[&str] = &["validate", "split"];
+const KINDS: &[&str] = &["sql", "command", "validate", "split"];
 
 /// A stage as read, possibly incomplete, with the locations messages point at.
 ///
@@ -45,6 +47,13 @@ pub(crate) struct RawStage {
     pub(crate) kind: Option<StageKind>,
     pub(crate) inputs: Vec<(String, Location)>,
     pub(crate) outputs: Vec<(String, Location)>,
+    /// Where `outputs` is written (the stage, when it is not).
+    pub(crate) outputs_at: Location,
+    /// How many entries `outputs` lists, valid or not (0 when a `validate`
+    /// stage leaves it out); `None` when it is not a list or is missing.
+    pub(crate) outputs_listed: Option<usize>,
+    /// Where a `split` stage's `key` is written.
+    pub(crate) key_at: Option<Location>,
     pub(crate) needs: Vec<(String, Location)>,
     pub(crate) retries: u32,
     pub(crate) timeout: Duration,
@@ -154,22 +163,31 @@ fn decode_stage(
     };
     let name_node = f.required(cx, "name", &label, "add `name: my-stage`");
     let name = name_node.and_then(|n| decode::name(cx, n, "stage name", NameKind::Stage));
-    let kind = f
-        .required(cx, "kind", &label, "add `kind: sql`")
-        .and_then(|n| decode_kind(cx, n, &f, &label, base_dir));
-    let inputs = f
-        .get("inputs")
+    let kind_node = f.required(cx, "kind", &label, "add `kind: sql`");
+    // What the stage says it is, before its fields are checked: which
+    // fields are required depends on it.
+    let kind_text = kind_node.and_then(|n| match &n.kind {
+        NodeKind::Scalar { value, .. } => Some(value.as_str()),
+        _ => None,
+    });
+    let inputs_node = f.get("inputs");
+    let inputs = inputs_node
         .and_then(|n| decode::name_list(cx, n, "`inputs`", "dataset name", NameKind::Identifier))
         .unwrap_or_default();
-    let outputs_node = f.required(
-        cx,
-        "outputs",
-        &label,
-        "add `outputs: [<dataset>]`, the dataset the stage writes",
-    );
+    let outputs_node = if kind_text == Some("validate") {
+        f.get("outputs")
+    } else {
+        f.required(
+            cx,
+            "outputs",
+            &label,
+            "add `outputs: [<dataset>]`, the dataset the stage writes",
+        )
+    };
     let outputs = outputs_node
         .and_then(|n| decode::name_list(cx, n, "`outputs`", "dataset name", NameKind::Identifier))
         .unwrap_or_default();
+    let kind = kind_node.and_then(|n| decode_kind(cx, n, &f, &label, base_dir, &outputs));
     let needs = f
         .get("needs")
         .and_then(|n| decode::name_list(cx, n, "`needs`", "stage name", NameKind::Stage))
@@ -185,33 +203,38 @@ fn decode_stage(
     if let Some(n) = f.get("description") {
         decode::string(cx, n, "`description`");
     }
-    if let (Some(StageKind::Sql { .. }), Some(n)) = (&kind, outputs_node)
-        && let NodeKind::Seq(items) = &n.kind
-        && items.len() != 1
-    {
-        let hint = if items.is_empty() {
-            "name the one dataset the stage writes, e.g. `outputs: [clean_events]`"
-        } else {
-            "split the work into one sql stage per output dataset"
-        };
-        cx.error(
-            &n.loc,
-            format!(
-                "{label}: a `sql` stage writes exactly one output, found {}",
-                items.len()
-            ),
-        )
-        .hint(hint);
-    }
-    if let (Some(StageKind::Command { .. }), Some(n)) = (&kind, outputs_node)
-        && let NodeKind::Seq(items) = &n.kind
-        && items.is_empty()
+    // Absent `outputs` is an empty list only where it is optional; elsewhere
+    // it is already reported as missing.
+    let outputs_listed = match outputs_node.map(|n| &n.kind) {
+        None if kind_text == Some("validate") => Some(0),
+        Some(NodeKind::Seq(items)) => Some(items.len()),
+        _ => None,
+    };
+    if let (Some(StageKind::Command { .. }), Some(n), Some(0)) =
+        (&kind, outputs_node, outputs_listed)
     {
         cx.error(
             &n.loc,
             format!("{label}: a `command` stage writes at least one output, found none"),
         )
         .hint("name the datasets the command writes, e.g. `outputs: [model]`");
+    }
+    if let Some(k @ ("validate" | "split")) = kind_text {
+        let listed = match inputs_node.map(|n| &n.kind) {
+            None => Some(0),
+            Some(NodeKind::Seq(items)) => Some(items.len()),
+            Some(_) => None,
+        };
+        if let Some(n) = listed.filter(|n| *n != 1) {
+            let what = if k == "validate" { "check" } else { "split" };
+            cx.error(
+                inputs_node.map_or(&f.loc, |i| &i.loc),
+                format!("{label}: a `{k}` stage reads exactly one input, found {n}"),
+            )
+            .hint(format!(
+                "name the one dataset to {what}, e.g. `inputs: [raw_events]`"
+            ));
+        }
     }
     Some(RawStage {
         name_loc: name_node.map_or_else(|| f.loc.clone(), |n| n.loc.clone()),
@@ -221,6 +244,9 @@ fn decode_stage(
         kind,
         inputs,
         outputs,
+        outputs_at: outputs_node.map_or_else(|| f.loc.clone(), |n| n.loc.clone()),
+        outputs_listed,
+        key_at: f.get("key").map(|n| n.loc.clone()),
         needs,
         retries: retries.unwrap_or_default(),
         timeout: timeout.unwrap_or_default(),
@@ -234,11 +260,13 @@ fn decode_kind(
     f: &decode::Fields<'_>,
     what: &str,
     base_dir: &Path,
+    outputs: &[(String, Location)],
 ) -> Option<StageKind> {
     let kind = decode::string(cx, node, "stage `kind`")?;
     match kind.as_str() {
         "sql" => {
             refuse_command_fields(cx, f, what, "sql");
+            refuse_split_fields(cx, f, what, "sql");
             let sql_node = f.required(cx, "sql", what, "add `sql: SELECT ... FROM <input>`")?;
             let sql = decode::string(cx, sql_node, "`sql`")?;
             if sql.trim().is_empty() {
@@ -248,14 +276,20 @@ fn decode_kind(
             }
             Some(StageKind::Sql { sql })
         }
-        "command" => decode_command(cx, f, what, base_dir),
-        k if LATER_KINDS.contains(&k) => {
-            cx.error(
-                &node.loc,
-                format!("stage kind `{k}` is not supported by this build of weir yet"),
-            )
-            .hint(format!("supported kinds: {}", KINDS.join(", ")));
-            None
+        "command" => {
+            refuse_split_fields(cx, f, what, "command");
+            decode_command(cx, f, what, base_dir)
+        }
+        "validate" => {
+            refuse_sql(cx, f, what, "validate");
+            refuse_command_fields(cx, f, what, "validate");
+            refuse_split_fields(cx, f, what, "validate");
+            Some(StageKind::Validate)
+        }
+        "split" => {
+            refuse_sql(cx, f, what, "split");
+            refuse_command_fields(cx, f, what, "split");
+            decode_split(cx, f, what, outputs)
         }
         other => {
             let b = cx.error(
