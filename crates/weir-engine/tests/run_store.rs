@@ -19,6 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use weir_auth::SecretString;
 use weir_engine::Database;
 use weir_engine::record::{
+    CheckPoint, ContractCheck,
     FileRunStore, OutputRecord, PostgresRunStore, RunRecord, RunStatus, RunStore, StageRecord,
     StageState,
 };
@@ -51,6 +52,13 @@ fn record(run_id: &str, started: i64) -> RunRecord {
                     version: "v-01J0".into(),
                     rows: 10,
                 }],
+                checks: vec![ContractCheck {
+                    dataset: "raw".into(),
+                    on: CheckPoint::Read,
+                    rows: 12,
+                    bad: 2,
+                    quarantine: Some("rejected".into()),
+                }],
                 error: None,
             },
             StageRecord {
@@ -61,6 +69,7 @@ fn record(run_id: &str, started: i64) -> RunRecord {
                 elapsed_ms: u64::MAX,
                 rows_written: 0,
                 outputs: Vec::new(),
+                checks: Vec::new(),
                 error: Some("command failed (exit status: 3); \"quoted\" \u{e9}".into()),
             },
         ],

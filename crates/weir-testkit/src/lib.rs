@@ -16,6 +16,8 @@
 //! - [`audit`]: the `AuditSink` suite (append-only, gapless, durable on
 //!   return, tampering detected, no secrets stored, query filters), over a
 //!   backend [`audit::Harness`] that can tamper with the storage.
+//! - [`bench_data`]: the generated 10-million-row `events` Parquet file the
+//!   SQL and data-contract benchmarks share.
 //! - [`sql`]: the parameterized-SQL scan every crate that talks to a
 //!   database runs over its own sources.
 //!
@@ -35,6 +37,7 @@
 //! backends come with their own [`audit::Harness`].
 
 pub mod audit;
+pub mod bench_data;
 pub mod decisions;
 pub mod escape;
 pub mod fixture;

@@ -1,0 +1,369 @@
+//! Data contracts, `validate` and `split` stages, and column grants, end to
+//! end through [`Engine::run`] with a real policy, a local audit log and
+//! the local filesystem as the data lake.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use tokio_util::sync::CancellationToken;
+use weir_engine::record::{CheckPoint, RunRecord, StageState};
+use weir_engine::{Audit, Engine, EngineConfig, Security, dataset};
+
+/// A value only a sensitive column holds: it must never surface.
+const SECRET_EMAIL: &str = "canary-7c1f@example.com";
+
+const CUSTOMERS: &str = "\
+id,email,age,plan,note
+1,a@example.com,30,free,ok
+2,canary-7c1f@example.com,17,pro,ok
+3,c@example.com,40,gold,ok
+4,not-an-email,50,free,ok
+5,e@example.com,60,free,this note is far too long
+5,f@example.com,61,pro,dup
+7,,70,free,ok
+8,h@example.com,80,pro,ok
+";
+
+fn contract(on_violation: &str) -> String {
+    format!(
+        r#"
+      on_violation: {on_violation}
+      primary_key: [id]
+      columns:
+        id: int64
+        email: {{ type: string, nullable: false, sensitive: true, regex: '^[^@]+@[^@]+$' }}
+        age: {{ type: int64, range: {{ min: 18, max: 100 }} }}
+        plan: {{ type: string, allowed: [free, pro] }}
+        note: {{ type: string, max_length: 10 }}"#
+    )
+}
+
+const POLICY: &str = r#"
+version: 1
+stores: { lake: { url: ./lake } }
+principals: { svc-t: { kind: service } }
+grants:
+  - id: read-raw
+    principal: svc-t
+    effect: allow
+    actions: [read]
+    resources: [{ store: lake, path: "raw/**" }]
+  - id: write-out
+    principal: svc-t
+    effect: allow
+    actions: [read, write, delete]
+    resources: [{ store: lake, path: "out/**" }]
+"#;
+
+struct Run {
+    dir: tempfile::TempDir,
+    record: RunRecord,
+}
+
+impl Run {
+    fn lake(&self) -> PathBuf {
+        self.dir.path().join("lake")
+    }
+
+    fn stage(&self, name: &str) -> &weir_engine::record::StageRecord {
+        self.record
+            .stages
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no stage {name}"))
+    }
+
+    fn error(&self, name: &str) -> String {
+        self.stage(name).error.clone().unwrap_or_default()
+    }
+
+    fn assert_succeeded(&self, name: &str) {
+        assert_eq!(
+            self.stage(name).state,
+            StageState::Succeeded,
+            "{}",
+            self.error(name)
+        );
+    }
+
+    /// Every row of the current version of the dataset at `path`.
+    async fn rows(&self, path: &str) -> Vec<RecordBatch> {
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(self.lake()).unwrap());
+        let files = dataset::current_files(store.clone(), "d", &ObjectPath::from(path))
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for f in files {
+            let bytes = store.get(&f).await.unwrap().bytes().await.unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            out.extend(reader.map(Result::unwrap));
+        }
+        out
+    }
+
+    async fn ids(&self, path: &str) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for b in self.rows(path).await {
+            let col = arrow::compute::cast(
+                b.column_by_name("id").unwrap(),
+                &arrow::datatypes::DataType::Int64,
+            )
+            .unwrap();
+            ids.extend(col.as_primitive::<Int64Type>().iter().flatten());
+        }
+        ids
+    }
+
+    /// Every audit event, as debug text.
+    async fn audit_text(&self) -> String {
+        let state = self.dir.path().join("state");
+        let audit = Audit::open_local(&state).await.unwrap();
+        let events = audit
+            .sink()
+            .query(&weir_audit::Filter::all(), weir_audit::Page::first(1000))
+            .await
+            .unwrap();
+        format!("{events:?}")
+    }
+}
+
+async fn run(pipeline: &str, policy: &str, files: &[(&str, &[u8])]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in files {
+        let path = dir.path().join("lake").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    let text = format!(
+        "version: 1\nname: t\nprincipal: svc-t\nstores: {{ lake: {{ url: ./lake }} }}\n{pipeline}"
+    );
+    let pipeline = match weir_spec::load_str("t.yaml", &text, dir.path()) {
+        Ok(loaded) => loaded.pipeline,
+        Err(e) => panic!("{text}\n{e}"),
+    };
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let policies = weir_policy::PolicySet::load_str("p.yaml", policy, dir.path()).unwrap();
+    let audit = Audit::open_local(&state).await.unwrap();
+    let security = Arc::new(Security::open(&state, policies, audit).unwrap());
+    let engine = Engine::new(EngineConfig {
+        state_dir: state,
+        partitions: 2,
+    });
+    let record = engine
+        .run(Arc::new(pipeline), security, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    Run { dir, record }
+}
+
+#[tokio::test]
+async fn a_violation_fails_the_stage_with_a_precise_report_and_no_sensitive_value() {
+    let pipeline = format!(
+        r#"datasets:
+  raw:
+    store: lake
+    path: raw/customers.csv
+    contract:{}
+  clean: {{ store: lake, path: out/clean }}
+stages:
+  - name: clean
+    kind: sql
+    inputs: [raw]
+    outputs: [clean]
+    sql: SELECT * FROM raw
+"#,
+        contract("fail")
+    );
+    let run = run(&pipeline, POLICY, &[("raw/customers.csv", CUSTOMERS.as_bytes())]).await;
+    assert_eq!(run.stage("clean").state, StageState::Failed);
+    let error = run.error("clean");
+    for expected in [
+        "`raw`", "age", "range", "plan", "allowed", "email", "regex", "note", "max_length", "id",
+    ] {
+        assert!(error.contains(expected), "missing {expected}: {error}");
+    }
+    // Row numbers are 0-based in file order: age 17 is row 1.
+    assert!(error.contains('1'), "{error}");
+    assert!(!error.contains(SECRET_EMAIL), "{error}");
+    assert!(!error.contains("not-an-email"), "sensitive: {error}");
+    let audit = run.audit_text().await;
+    assert!(audit.contains("ContractCheck"), "{audit}");
+    assert!(!audit.contains(SECRET_EMAIL), "{audit}");
+    // Nothing was committed.
+    assert!(!run.lake().join("out/clean/_weir").exists());
+}
+
+#[tokio::test]
+async fn a_validate_stage_quarantines_exactly_the_bad_rows() {
+    let pipeline = format!(
+        r#"datasets:
+  raw:
+    store: lake
+    path: raw/customers.csv
+    contract:{}
+      quarantine: rejected
+  valid: {{ store: lake, path: out/valid }}
+  rejected: {{ store: lake, path: out/rejected }}
+stages:
+  - name: check
+    kind: validate
+    inputs: [raw]
+    outputs: [valid, rejected]
+"#,
+        contract("quarantine")
+    );
+    let run = run(&pipeline, POLICY, &[("raw/customers.csv", CUSTOMERS.as_bytes())]).await;
+    run.assert_succeeded("check");
+    // Bad: 2 (age 17), 3 (plan gold), 4 (email), 5 (note too long),
+    // the second 5 (duplicate key), 7 (null email).
+    assert_eq!(run.ids("out/valid").await, vec![1, 8]);
+    let rejected = run.rows("out/rejected").await;
+    let rows: usize = rejected.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(rows, 6);
+    let batch = arrow::compute::concat_batches(&rejected[0].schema(), &rejected).unwrap();
+    let row_numbers: Vec<u64> = batch
+        .column_by_name("weir_row")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::UInt64Type>()
+        .values()
+        .to_vec();
+    assert_eq!(row_numbers, vec![1, 2, 3, 4, 5, 6]);
+    let why = batch.column_by_name("weir_violations").unwrap().as_string::<i32>();
+    assert!(why.value(0).contains("age:range"), "{}", why.value(0));
+    assert!(why.value(1).contains("plan:allowed"), "{}", why.value(1));
+    assert!(why.value(2).contains("email:regex"), "{}", why.value(2));
+    assert!(why.value(3).contains("note:max_length"), "{}", why.value(3));
+    assert!(why.value(4).contains("id:"), "{}", why.value(4));
+    assert!(why.value(5).contains("email:not_null"), "{}", why.value(5));
+    let checks = &run.stage("check").checks;
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert_eq!(checks[0].on, CheckPoint::Read);
+    assert_eq!((checks[0].rows, checks[0].bad), (8, 6));
+    assert_eq!(checks[0].quarantine.as_deref(), Some("rejected"));
+    let audit = run.audit_text().await;
+    assert!(audit.contains("6 quarantined"), "{audit}");
+}
+
+#[tokio::test]
+async fn an_output_that_breaks_its_contract_is_not_committed_or_is_quarantined() {
+    let out_contract = |mode: &str, extra: &str| {
+        format!(
+            r#"datasets:
+  raw: {{ store: lake, path: raw/customers.csv }}
+  adults:
+    store: lake
+    path: out/adults
+    contract:
+      on_violation: {mode}{extra}
+      columns:
+        id: int64
+        age: {{ type: int64, range: {{ min: 18 }} }}
+  young: {{ store: lake, path: out/young }}
+stages:
+  - name: pick
+    kind: sql
+    inputs: [raw]
+    outputs: [adults{}]
+    sql: SELECT id, age FROM raw
+"#,
+            if mode == "quarantine" { ", young" } else { "" }
+        )
+    };
+    let run1 = run(
+        &out_contract("fail", ""),
+        POLICY,
+        &[("raw/customers.csv", CUSTOMERS.as_bytes())],
+    )
+    .await;
+    assert_eq!(run1.stage("pick").state, StageState::Failed);
+    assert!(run1.error("pick").contains("on write"), "{}", run1.error("pick"));
+    assert!(run1.error("pick").contains("age"), "{}", run1.error("pick"));
+    assert!(!run1.lake().join("out/adults/_weir").exists());
+
+    let run2 = run(
+        &out_contract("quarantine", "\n      quarantine: young"),
+        POLICY,
+        &[("raw/customers.csv", CUSTOMERS.as_bytes())],
+    )
+    .await;
+    run2.assert_succeeded("pick");
+    let adults = run2.ids("out/adults").await;
+    assert_eq!(adults.len(), 7, "{adults:?}");
+    assert!(!adults.contains(&2));
+    assert_eq!(run2.ids("out/young").await, vec![2]);
+    assert_eq!(run2.stage("pick").checks[0].on, CheckPoint::Write);
+}
+
+#[tokio::test]
+async fn malformed_csv_rows_are_reported_with_their_line_numbers() {
+    let csv = "id,age\n1,30\n2,thirty\n3,40\n\"4\",\n5,5.5\n";
+    let pipeline = r#"datasets:
+  raw:
+    store: lake
+    path: raw/people.csv
+    contract:
+      columns: { id: int64, age: int64 }
+  out: { store: lake, path: out/people }
+stages:
+  - name: load
+    kind: sql
+    inputs: [raw]
+    outputs: [out]
+    sql: SELECT * FROM raw
+"#;
+    let run = run(pipeline, POLICY, &[("raw/people.csv", csv.as_bytes())]).await;
+    assert_eq!(run.stage("load").state, StageState::Failed);
+    let error = run.error("load");
+    assert!(error.contains("line 3"), "{error}");
+    assert!(error.contains("line 6"), "{error}");
+    assert!(!error.contains("line 5"), "an empty field is a null: {error}");
+}
+
+#[tokio::test]
+async fn split_is_deterministic_disjoint_and_complete() {
+    let mut csv = String::from("id,customer\n");
+    for i in 0..1000 {
+        csv.push_str(&format!("{i},cust-{}\n", i % 250));
+    }
+    let pipeline = r#"datasets:
+  raw: { store: lake, path: raw/rows.csv }
+  train: { store: lake, path: out/train }
+  test: { store: lake, path: out/test }
+stages:
+  - name: split
+    kind: split
+    inputs: [raw]
+    outputs: [train, test]
+    key: customer
+    ratios: { train: 0.8, test: 0.2 }
+"#;
+    let run = run(pipeline, POLICY, &[("raw/rows.csv", csv.as_bytes())]).await;
+    run.assert_succeeded("split");
+    let train = run.ids("out/train").await;
+    let test = run.ids("out/test").await;
+    assert_eq!(train.len() + test.len(), 1000);
+    let all: BTreeSet<i64> = train.iter().chain(&test).copied().collect();
+    assert_eq!(all.len(), 1000);
+    for id in &train {
+        let key = format!("cust-{}", id % 250);
+        assert!(weir_engine::udf::bucket(key.as_bytes(), 1_000_000) < 800_000);
+    }
+    for id in &test {
+        let key = format!("cust-{}", id % 250);
+        assert!(weir_engine::udf::bucket(key.as_bytes(), 1_000_000) >= 800_000);
+    }
+    // Roughly 80/20 by customer (250 keys).
+    assert!((650..950).contains(&train.len()), "{}", train.len());
+}
