@@ -51,11 +51,15 @@ pub enum Action {
     /// A worker received a task envelope: allow when it verified and its
     /// stage ran, deny (with the reason) when it was refused unopened.
     TaskReceive,
+    /// A dataset was checked against its data contract: allow when every
+    /// row passed or the bad rows were quarantined (the reason gives the
+    /// counts), deny when a violation failed the stage.
+    ContractCheck,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::Read,
         Self::Write,
         Self::List,
@@ -71,6 +75,7 @@ impl Action {
         Self::Authenticate,
         Self::Authorize,
         Self::TaskReceive,
+        Self::ContractCheck,
     ];
 
     /// The stored name (`read`, `run_start`, ...).
@@ -92,6 +97,7 @@ impl Action {
             Self::Authenticate => "authenticate",
             Self::Authorize => "authorize",
             Self::TaskReceive => "task_receive",
+            Self::ContractCheck => "contract_check",
         }
     }
 }

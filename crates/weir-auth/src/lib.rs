@@ -85,7 +85,8 @@
 //! # Non-goals
 //!
 //! - Evaluating grants or policies (`weir-policy` compiles scopes from them).
-//! - Enforcing [`ColumnRule`]s: they are carried for the operators.
+//! - Enforcing [`ColumnRule`]s: they are validated and carried; the readers
+//!   in `weir-engine` enforce them.
 //! - Distributed revocation or caching (the [`RevocationList`] trait is the
 //!   seam for a Redis backend).
 //! - Fetching a JWKS over the network, or mapping roles to routes.
@@ -108,6 +109,7 @@ mod action;
 pub mod api;
 mod cache;
 mod clock;
+mod column;
 mod compact;
 pub mod envelope;
 mod error;
@@ -131,6 +133,10 @@ pub use api::{
 };
 pub use cache::{DEFAULT_CACHE_CAPACITY, VerifiedCache};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use column::{
+    ColumnRule, MAX_COLUMN_GRANTS, MAX_COLUMN_NAME_BYTES, MAX_COLUMNS, MAX_GRANT_ID_BYTES, Mask,
+    check_column_name,
+};
 pub use envelope::{
     DEFAULT_ENVELOPE_GRACE, DEFAULT_MAX_ENVELOPE_BYTES, DEFAULT_MAX_ENVELOPE_LIFETIME,
     DEFAULT_MISS_RELOAD_INTERVAL, DEFAULT_NONCE_CAPACITY, ENVELOPE_VERSION, EnvelopeError,
@@ -142,10 +148,7 @@ pub use keyset::{DEFAULT_RETENTION, StageKeySet};
 pub use kid::{Kid, MAX_KID_LEN};
 pub use path::{MAX_PATH_BYTES, MAX_PATH_SEGMENTS, ScopePath};
 pub use revocation::{InMemoryRevocationList, RevocationList};
-pub use scope::{
-    ColumnRule, MAX_COLUMN_NAME_BYTES, MAX_COLUMNS, MAX_SCOPE_ENTRIES, MAX_STORE_NAME_BYTES,
-    PathKind, Scope, ScopeEntry,
-};
+pub use scope::{MAX_SCOPE_ENTRIES, MAX_STORE_NAME_BYTES, PathKind, Scope, ScopeEntry};
 pub use secret::{SecretBytes, SecretString};
 pub use token::{
     DEFAULT_MAX_LIFETIME, MAX_LEEWAY, MAX_NAME_BYTES, MAX_TOKEN_BYTES, MintRequest, MintedToken,

@@ -1,9 +1,10 @@
 //! The scope carried inside a stage token: which paths of which stores a
-//! stage may touch, and how.
+//! stage may touch, and how (with the column limits of [`crate::column`]).
 
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::action::{Action, ActionSet};
+use crate::column::ColumnRule;
 use crate::error::{Error, Result};
 use crate::path::ScopePath;
 
@@ -11,11 +12,6 @@ use crate::path::ScopePath;
 pub const MAX_SCOPE_ENTRIES: usize = 256;
 /// Longest accepted store name, in bytes.
 pub const MAX_STORE_NAME_BYTES: usize = 128;
-/// Most column names in one [`ColumnRule`].
-pub const MAX_COLUMNS: usize = 1024;
-/// Longest accepted column name, in bytes.
-pub const MAX_COLUMN_NAME_BYTES: usize = 256;
-
 /// How an entry's path is matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -25,25 +21,6 @@ pub enum PathKind {
     Prefix,
     /// Exactly this path.
     Exact,
-}
-
-/// A column restriction carried with an entry. `weir-auth` carries it; the
-/// operators that read columns enforce it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
-pub enum ColumnRule {
-    /// Only these columns.
-    Allow(Vec<String>),
-    /// Every column but these.
-    Deny(Vec<String>),
-}
-
-impl ColumnRule {
-    fn columns(&self) -> &[String] {
-        match self {
-            ColumnRule::Allow(c) | ColumnRule::Deny(c) => c,
-        }
-    }
 }
 
 /// One grant inside a [`Scope`]. Validated when the scope is built.
@@ -58,7 +35,8 @@ pub struct ScopeEntry {
     pub kind: PathKind,
     /// The actions allowed.
     pub actions: ActionSet,
-    /// Optional column restriction.
+    /// Optional column limits: readable columns, masks, and the grants that
+    /// set them. `None`: every column, unmasked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<ColumnRule>,
 }
@@ -90,15 +68,7 @@ impl ScopeEntry {
             return invalid("an entry must allow at least one action");
         }
         if let Some(rule) = &self.columns {
-            let columns = rule.columns();
-            if columns.is_empty() || columns.len() > MAX_COLUMNS {
-                return invalid("a column rule must name 1 to 1024 columns");
-            }
-            if columns.iter().any(|c| {
-                c.is_empty() || c.len() > MAX_COLUMN_NAME_BYTES || c.chars().any(char::is_control)
-            }) {
-                return invalid("column names must be 1 to 256 bytes without control characters");
-            }
+            rule.validate()?;
         }
         Ok(())
     }
@@ -124,7 +94,8 @@ impl Scope {
     ///
     /// [`Error::InvalidScope`] if `entries` is empty or longer than
     /// [`MAX_SCOPE_ENTRIES`], or if an entry has a root path, no action, an
-    /// invalid store name or an invalid column rule.
+    /// invalid store name or an invalid column rule
+    /// ([`ColumnRule::validate`]).
     pub fn new(entries: Vec<ScopeEntry>) -> Result<Self> {
         if entries.is_empty() {
             return Err(Error::InvalidScope {
@@ -203,11 +174,19 @@ mod tests {
     #[test]
     fn refuses_bad_column_rules() {
         let mut e = entry("s", "a", PathKind::Prefix, &[Action::Read]);
-        e.columns = Some(ColumnRule::Allow(vec![]));
+        e.columns = Some(ColumnRule::allow(Vec::<String>::new()));
         assert!(Scope::new(vec![e.clone()]).is_err());
-        e.columns = Some(ColumnRule::Deny(vec![String::new()]));
+        e.columns = Some(ColumnRule::deny([""]));
         assert!(Scope::new(vec![e.clone()]).is_err());
-        e.columns = Some(ColumnRule::Deny(vec!["ssn".into()]));
+        e.columns = Some(ColumnRule::default());
+        assert!(Scope::new(vec![e.clone()]).is_err());
+        let mut masked_but_denied = ColumnRule::deny(["email"]);
+        masked_but_denied
+            .mask
+            .insert("email".into(), crate::column::Mask::Hash);
+        e.columns = Some(masked_but_denied);
+        assert!(Scope::new(vec![e.clone()]).is_err());
+        e.columns = Some(ColumnRule::deny(["ssn"]));
         assert!(Scope::new(vec![e]).is_ok());
     }
 
@@ -264,7 +243,7 @@ mod tests {
     #[test]
     fn serde_round_trip_and_validation() {
         let mut e = entry("lake", "raw/train", PathKind::Prefix, &[Action::Read]);
-        e.columns = Some(ColumnRule::Allow(vec!["a".into()]));
+        e.columns = Some(ColumnRule::allow(["a"]));
         let scope = Scope::new(vec![e]).unwrap();
         let json = serde_json::to_string(&scope).unwrap();
         assert_eq!(
@@ -277,5 +256,36 @@ mod tests {
         assert!(serde_json::from_str::<Scope>(root).is_err());
         let extra = r#"[{"store":"lake","path":"a","kind":"prefix","actions":["read"],"x":1}]"#;
         assert!(serde_json::from_str::<Scope>(extra).is_err());
+    }
+
+    #[test]
+    fn column_limits_round_trip_and_are_validated_when_read() {
+        let mut e = entry("lake", "raw/c", PathKind::Prefix, &[Action::Read]);
+        let mut rule = ColumnRule::deny(["ssn"]);
+        rule.mask
+            .insert("contact.email".into(), crate::column::Mask::Redact);
+        rule.grants = vec!["c-read".into()];
+        e.columns = Some(rule);
+        let scope = Scope::new(vec![e]).unwrap();
+        let json = serde_json::to_string(&scope).unwrap();
+        assert!(
+            json.ends_with(
+                r#""columns":{"deny":["ssn"],"mask":{"contact.email":"redact"},"grants":["c-read"]}}]"#
+            ),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), scope);
+        let head = r#"[{"store":"lake","path":"a","kind":"prefix","actions":["read"],"columns":"#;
+        for bad in [
+            r#"{}"#,
+            r#"{"deny":["ssn"],"mask":{"ssn":"hash"}}"#,
+            r#"{"allow":["id"],"mask":{"email":"null"}}"#,
+            r#"{"mask":{"email":"blur"}}"#,
+            r#"{"deny":["a"],"grants":["b","a"]}"#,
+            r#"{"deny":["a"],"extra":1}"#,
+        ] {
+            let text = format!("{head}{bad}}}]");
+            assert!(serde_json::from_str::<Scope>(&text).is_err(), "{bad}");
+        }
     }
 }

@@ -74,13 +74,12 @@ pub(crate) fn scopes_text(pipeline: &Pipeline, scopes: &[CompiledScope]) -> Stri
                 .iter()
                 .map(|(action, grant)| format!("{}<-{grant}", action.as_str()))
                 .collect();
-            let columns = match &e.entry.columns {
-                Some(weir_auth::ColumnRule::Allow(c)) => {
-                    format!(" columns allow [{}]", c.join(", "))
-                }
-                Some(weir_auth::ColumnRule::Deny(c)) => format!(" columns deny [{}]", c.join(", ")),
-                None => String::new(),
-            };
+            let columns = e
+                .entry
+                .columns
+                .as_ref()
+                .map(|c| format!(" columns {c}"))
+                .unwrap_or_default();
             out.push_str(&format!(
                 "    {:6} {}:{}/**  {}{columns}\n",
                 e.role.as_str(),

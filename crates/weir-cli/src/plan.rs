@@ -54,6 +54,7 @@ fn scopes_json(scopes: &[weir_policy::CompiledScope]) -> serde_json::Value {
                     "role": e.role.as_str(),
                     "store": e.entry.store,
                     "path": e.entry.path.as_str(),
+                    "columns": e.entry.columns,
                     "actions": e.justified_by.iter().map(|(a, g)| serde_json::json!({"action": a.as_str(), "grant": g})).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             })

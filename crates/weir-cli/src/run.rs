@@ -229,6 +229,23 @@ fn state_name(s: StageState) -> &'static str {
     }
 }
 
+/// One line of the contracts section of a run summary.
+fn contract_line(stage: &str, c: &weir_engine::record::ContractCheck) -> String {
+    let on = match c.on {
+        weir_engine::record::CheckPoint::Read => "read",
+        weir_engine::record::CheckPoint::Write => "write",
+    };
+    let outcome = match (&c.quarantine, c.bad) {
+        (_, 0) => "all passed".to_owned(),
+        (Some(q), bad) => format!("{bad} quarantined to `{q}`"),
+        (None, bad) => format!("{bad} broke it"),
+    };
+    format!(
+        "  {stage}: `{}` on {on}: {} rows, {outcome}\n",
+        c.dataset, c.rows
+    )
+}
+
 /// The table printed after a run; `location` says where its record is.
 pub(crate) fn summary(r: &RunRecord, location: &str) -> String {
     let width = r
@@ -251,6 +268,19 @@ pub(crate) fn summary(r: &RunRecord, location: &str) -> String {
             s.rows_written,
             format!("{:.2}s", s.elapsed_ms as f64 / 1000.0)
         ));
+    }
+    let checks: Vec<_> = r
+        .stages
+        .iter()
+        .flat_map(|s| s.checks.iter().map(move |c| (s.name.as_str(), c)))
+        .collect();
+    if !checks.is_empty() {
+        out.push_str("
+contracts:
+");
+        for (stage, c) in checks {
+            out.push_str(&contract_line(stage, c));
+        }
     }
     for s in &r.stages {
         if let (StageState::Failed, Some(e)) = (s.state, &s.error) {

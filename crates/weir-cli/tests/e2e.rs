@@ -184,7 +184,7 @@ fn example_pipeline_end_to_end_is_correct_and_repeatable() {
     let in_train = want
         .customers
         .iter()
-        .filter(|c| weir_engine::udf::bucket(c.as_bytes(), 100) < 80)
+        .filter(|c| weir_engine::udf::bucket(c.as_bytes(), weir_engine::split::SPLIT_BUCKETS) < 800_000)
         .count();
     assert_eq!(rows(&train), in_train);
     assert_eq!(rows(&test), want.customers.len() - in_train);
@@ -197,7 +197,7 @@ fn example_pipeline_end_to_end_is_correct_and_repeatable() {
             .as_u64()
             .unwrap()
     };
-    assert_eq!(rows_of("split-train") as usize, in_train);
+    assert_eq!(rows_of("split") as usize, want.customers.len());
 
     // A second run produces identical content (as a new version).
     let (out2, record2) = run_json(dir.path(), "pipelines/customer_features.yaml");
@@ -409,7 +409,7 @@ fn plan_and_graph_describe_the_example() {
         ],
     );
     assert!(
-        String::from_utf8_lossy(&mermaid.stdout).contains("d_customer_features --> s_split_train")
+        String::from_utf8_lossy(&mermaid.stdout).contains("d_customer_features --> s_split")
     );
 }
 
@@ -510,21 +510,21 @@ fn every_access_of_a_run_is_audited_and_the_log_verifies() {
     let count = |action: &str| events.iter().filter(|e| e["action"] == action).count();
     assert_eq!(count("run_start"), 1);
     assert_eq!(count("run_finish"), 1);
-    assert_eq!(count("token_mint"), 5, "one token per stage attempt");
-    assert_eq!(count("token_revoke"), 5, "every token revoked at run end");
-    // Each stage writes exactly two objects: its data file and its manifest.
-    for stage in [
-        "clean-customers",
-        "clean-orders",
-        "features",
-        "split-train",
-        "split-test",
+    assert_eq!(count("token_mint"), 4, "one token per stage attempt");
+    assert_eq!(count("token_revoke"), 4, "every token revoked at run end");
+    // Each stage writes exactly two objects per output: its data file and
+    // its manifest.
+    for (stage, outputs) in [
+        ("clean-customers", 1),
+        ("clean-orders", 1),
+        ("features", 1),
+        ("split", 2),
     ] {
         let writes = audit_json(
             dir.path(),
             &["--run", run_id, "--stage", stage, "--action", "write"],
         );
-        assert_eq!(writes.len(), 2, "{stage}: {writes:?}");
+        assert_eq!(writes.len(), 2 * outputs, "{stage}: {writes:?}");
         assert!(writes.iter().all(|e| e["decision"] == "allow"));
     }
     // Every access event is an allow inside the stage's own declared datasets.

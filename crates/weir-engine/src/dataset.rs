@@ -74,6 +74,16 @@ pub struct ManifestFile {
     pub rows: u64,
 }
 
+/// An output an attempt has written into its version folder but not yet
+/// committed.
+#[derive(Debug, Clone)]
+pub(crate) struct Staged {
+    /// Dataset name.
+    pub(crate) dataset: String,
+    /// The files written, relative to the version folder.
+    pub(crate) files: Vec<ManifestFile>,
+}
+
 /// Where to read a dataset from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadLocation {

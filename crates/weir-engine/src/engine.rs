@@ -14,12 +14,11 @@ use crate::dataset::NoFence;
 use crate::distributed::{Broker, Envelopes, OutputLeases, RemoteRun, RemoteRunner};
 use crate::error::{Error, Result};
 use crate::executor::{StageExecutor, StageStores};
-use crate::presign::Presigner;
 use crate::record::{
-    FileRunStore, OutputRecord, RunRecord, RunStatus, RunStore, StageRecord, StageState,
+    ContractCheck, FileRunStore, OutputRecord, RunRecord, RunStatus, RunStore, StageRecord, StageState,
 };
 use crate::scheduler::{End, Outcome, StageEvent, StagePolicy, StageRunner, run_dag};
-use crate::security::{IssuedTokens, Security};
+use crate::security::{AttemptAccess, IssuedTokens, Security};
 use crate::store::StoreSet;
 use weir_audit::{Action as AuditAction, Decision};
 use weir_auth::Scope;
@@ -93,6 +92,8 @@ impl Default for EngineConfig {
 pub struct StageOutput {
     /// Outputs committed.
     pub outputs: Vec<OutputRecord>,
+    /// Data-contract checks made on the stage's inputs and outputs.
+    pub checks: Vec<ContractCheck>,
 }
 
 /// Runs pipelines.
@@ -167,6 +168,7 @@ impl Engine {
                 state_dir: self.config.state_dir.clone(),
                 partitions: self.config.partitions,
                 fence: Arc::new(NoFence),
+                audit: security.audit().clone(),
             },
             stores,
             rows: Mutex::new(HashMap::new()),
@@ -415,6 +417,7 @@ impl Engine {
                 elapsed_ms: u64::try_from(result.elapsed.as_millis()).unwrap_or(u64::MAX),
                 rows_written: 0,
                 outputs: Vec::new(),
+                checks: Vec::new(),
                 error: None,
             };
             match result.outcome {
@@ -422,6 +425,7 @@ impl Engine {
                     rec.state = StageState::Succeeded;
                     rec.rows_written = out.outputs.iter().map(|o| o.rows).sum();
                     rec.outputs = out.outputs;
+                    rec.checks = out.checks;
                 }
                 Outcome::Failed(e) => {
                     rec.state = StageState::Failed;
@@ -482,6 +486,7 @@ fn waiting(name: &str) -> StageRecord {
         elapsed_ms: 0,
         rows_written: 0,
         outputs: Vec::new(),
+        checks: Vec::new(),
         error: None,
     }
 }
@@ -537,7 +542,7 @@ impl PipelineRunner {
         index: usize,
         stage: &Stage,
         attempt: u32,
-    ) -> Result<(StageStores, HashMap<String, Presigner>)> {
+    ) -> Result<AttemptAccess> {
         let scope = self.scopes.get(index).ok_or_else(|| Error::Internal {
             message: format!("no compiled scope for stage #{index}"),
         })?;
@@ -552,11 +557,11 @@ impl PipelineRunner {
                 scope,
             )
             .await?;
-        self.issued.push(access.claims);
+        self.issued.push(access.claims.clone());
         if let Ok(mut live) = self.attempt_stores.lock() {
             live.insert((index, attempt), access.stores.clone());
         }
-        Ok((access.stores, access.presigners))
+        Ok(access)
     }
 }
 
@@ -567,11 +572,8 @@ impl StageRunner for PipelineRunner {
     async fn run(&self, index: usize, attempt: u32) -> Result<StageOutput> {
         let stage = self.executor.stage(index)?;
         tracing::info!(stage = %stage.name, attempt, "stage started");
-        let (stores, presigners) = self.open_attempt(index, stage, attempt).await?;
-        let output = self
-            .executor
-            .execute(index, attempt, &stores, &presigners)
-            .await?;
+        let access = self.open_attempt(index, stage, attempt).await?;
+        let output = self.executor.execute(index, attempt, &access).await?;
         if let Ok(mut rows) = self.rows.lock() {
             rows.insert(index, output.outputs.iter().map(|o| o.rows).sum());
         }

@@ -44,6 +44,40 @@ pub enum Error {
         /// DataFusion's error.
         source: datafusion::error::DataFusionError,
     },
+    /// Data broke its dataset's contract and the contract does not
+    /// quarantine (or the dataset was written by weir and changed since).
+    /// The report names columns, rules, counts and row numbers, and never a
+    /// value of a sensitive column.
+    #[error("dataset `{dataset}` breaks its contract on {on}:\n{report}")]
+    Contract {
+        /// The dataset.
+        dataset: String,
+        /// `read` or `write`.
+        on: &'static str,
+        /// The violation report.
+        report: String,
+    },
+    /// A query named a column the stage's grants hide, or the column rules
+    /// could not be applied.
+    #[error("{message}")]
+    ColumnDenied {
+        /// Which column, of which dataset, hidden by which grant.
+        message: String,
+    },
+    /// A `split` stage could not assign a row.
+    #[error("{message}")]
+    Split {
+        /// Why.
+        message: String,
+    },
+    /// A data file could not be read or decoded.
+    #[error("reading `{path}`: {message}")]
+    Read {
+        /// The object being read.
+        path: String,
+        /// Why.
+        message: String,
+    },
     /// Writing Parquet failed.
     #[error("writing `{path}`: {message}")]
     Write {
@@ -185,6 +219,12 @@ impl Error {
         Error::Store {
             path: path.to_string(),
             source,
+        }
+    }
+
+    pub(crate) fn column(dataset: &str, e: impl std::fmt::Display) -> Self {
+        Error::ColumnDenied {
+            message: format!("input `{dataset}`: {e}"),
         }
     }
 

@@ -336,7 +336,20 @@ impl StageExecutor {
             prefix: cx.version_prefix(&output)?,
             format,
         };
-        let files = match sql::run_query(&ctx, sql_text, store, &target).await {
+        let written = match sql::plan_query(&ctx, sql_text).await {
+            Ok(df) => {
+                if restricted.iter().any(|(_, access, _)| !access.is_unrestricted()) {
+                    crate::columns::refuse_explain(df.logical_plan()).map_err(|e| {
+                        Error::ColumnDenied {
+                            message: e.to_string(),
+                        }
+                    })?;
+                }
+                sql::write_result(df, store, &target).await
+            }
+            Err(e) => Err(e),
+        };
+        let files = match written {
             Ok(files) => files,
             Err(Error::Query { source }) => {
                 let views: Vec<_> = restricted

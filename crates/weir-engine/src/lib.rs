@@ -30,19 +30,24 @@
 
 pub mod audit;
 pub mod audit_query;
+mod checks;
+pub mod columns;
 mod command;
 pub mod database;
+mod datafile;
 pub mod dataset;
 pub mod distributed;
 mod engine;
 mod error;
 mod executor;
+mod mask_key;
 mod presign;
 pub mod record;
 pub mod registry;
 pub mod review;
 pub mod scheduler;
 pub mod security;
+pub mod split;
 pub mod sql;
 mod store;
 pub mod udf;

@@ -91,7 +91,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = load(dir.path(), "p").unwrap();
         let b = load(dir.path(), "p").unwrap();
-        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        assert_eq!(a, b);
+        assert_ne!(a, load(dir.path(), "q").unwrap(), "one key per pipeline");
+        assert_eq!(format!("{a:?}"), "MaskKey(***)");
         let file = dir.path().join("keys/mask/mask-key");
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);

@@ -9,7 +9,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
 use datafusion::common::config::TableParquetOptions;
+use datafusion::dataframe::DataFrame;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{
@@ -69,11 +73,26 @@ pub fn stage_context(
     Ok(ctx)
 }
 
-/// Registers `input` as a table in `ctx`.
+/// Registers `input` as a table in `ctx`, with every column visible.
+///
+/// Stages register their inputs through [`crate::columns`] instead, which
+/// hides what the stage token does not allow; this is for tools and
+/// benchmarks that read with a plain scope.
 ///
 /// # Errors
 /// If DataFusion cannot read the location (for instance, a CSV with no header).
 pub async fn register_input(ctx: &SessionContext, input: &SqlInput) -> Result<()> {
+    let frame = input_frame(ctx, input).await?;
+    ctx.register_table(input.name.as_str(), frame.into_view())?;
+    Ok(())
+}
+
+/// A DataFrame over `input`'s data, not registered under any name: a query
+/// can reach it only through a view built on top of it.
+///
+/// # Errors
+/// If DataFusion cannot read the location (for instance, a CSV with no header).
+pub async fn input_frame(ctx: &SessionContext, input: &SqlInput) -> Result<DataFrame> {
     let base = store_url(&input.store);
     let (url, extension) = match &input.location {
         ReadLocation::Version { prefix, .. } => (
@@ -89,20 +108,33 @@ pub async fn register_input(ctx: &SessionContext, input: &SqlInput) -> Result<()
             (format!("{base}{p}"), ext)
         }
     };
-    match input.format {
+    let frame = match input.format {
         Format::Parquet => {
             let opts = ParquetReadOptions::default().file_extension(&extension);
-            ctx.register_parquet(input.name.as_str(), &url, opts)
-                .await?;
+            ctx.read_parquet(url.as_str(), opts).await?
         }
         Format::Csv => {
             let opts = CsvReadOptions::new()
                 .has_header(true)
                 .file_extension(&extension);
-            ctx.register_csv(input.name.as_str(), &url, opts).await?;
+            ctx.read_csv(url.as_str(), opts).await?
         }
-    }
-    Ok(())
+    };
+    Ok(frame)
+}
+
+/// A DataFrame over rows already in memory (an input weir has read and
+/// checked against its contract), not registered under any name.
+///
+/// # Errors
+/// If the batches do not all have `schema`.
+pub fn frame_from_batches(
+    ctx: &SessionContext,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<DataFrame> {
+    let table = MemTable::try_new(schema, vec![batches])?;
+    Ok(ctx.read_table(Arc::new(table))?)
 }
 
 /// Runs `sql` and writes its result under `output.prefix` in `store`.
@@ -117,11 +149,32 @@ pub async fn run_query(
     store: Arc<dyn ObjectStore>,
     output: &SqlOutput,
 ) -> Result<Vec<ManifestFile>> {
+    let df = plan_query(ctx, sql).await?;
+    write_result(df, store, output).await
+}
+
+/// Plans `sql` with DDL, DML and statements refused.
+///
+/// # Errors
+/// A query error (with DataFusion's message).
+pub async fn plan_query(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let df = ctx.sql_with_options(sql, options).await?;
+    Ok(ctx.sql_with_options(sql, options).await?)
+}
+
+/// Runs a planned query and writes its result under `output.prefix` in
+/// `store`. Returns the files written, with row counts.
+///
+/// # Errors
+/// A query error (with DataFusion's message), or a write error.
+pub async fn write_result(
+    df: DataFrame,
+    store: Arc<dyn ObjectStore>,
+    output: &SqlOutput,
+) -> Result<Vec<ManifestFile>> {
     let name = format!("part-00000.{}", output.format.extension());
     let path = output.prefix.clone().join(name.as_str());
     let (rows, size) = match output.format {

@@ -1,63 +1,145 @@
-//! Combining the column rules of the grants that justify one scope entry.
+//! Combining column rules: those of the grants that justify one scope entry
+//! (at plan time), or those of the scope entries that cover one dataset (in
+//! the reader).
 //!
-//! When several allow grants justify an entry, the stage gets the columns
-//! *every* one of them allows: the intersection of their `allow` lists,
-//! minus the union of their `deny` lists. With no `allow` list the result
-//! is the union of the `deny` lists; with no rule at all, no restriction.
-//! A grant without `columns` restricts nothing.
+//! The result lets through only what *every* rule lets through:
+//!
+//! - `allow` lists intersect. Names are dotted paths, so `contact` and
+//!   `contact.email` intersect to `contact.email`.
+//! - `deny` lists unite. An allowed name that a deny covers is dropped; a
+//!   deny strictly inside an allowed name (`allow: [contact]`,
+//!   `deny: [contact.email]`) is kept; a deny that no allowed name reaches
+//!   is dropped as moot.
+//! - `mask`s unite; when two rules mask one column differently the stronger
+//!   wins (`null` > `redact` > `hash`). A mask on a column the result hides
+//!   is dropped.
+//! - `grants` unite, sorted.
+//!
+//! A rule that is absent restricts nothing; no rule at all is no
+//! restriction. Names match ignoring case, as everywhere in column rules.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use weir_auth::ColumnRule;
 
 /// Combines `rules` as described in the [module docs](self). Lists come out
-/// sorted.
+/// sorted, without redundant names.
 ///
 /// # Errors
 ///
-/// A reason if the `allow` lists leave no column at all.
-pub(crate) fn combine<'a>(
+/// A reason if the `allow` lists and `deny`s leave no column at all.
+pub fn combine<'a>(
     rules: impl IntoIterator<Item = &'a ColumnRule>,
 ) -> Result<Option<ColumnRule>, &'static str> {
-    let mut allow: Option<BTreeSet<&str>> = None;
-    let mut deny: BTreeSet<&str> = BTreeSet::new();
+    let mut allow: Option<Vec<String>> = None;
+    let mut deny: Vec<String> = Vec::new();
+    let mut mask: BTreeMap<String, weir_auth::Mask> = BTreeMap::new();
+    let mut grants: Vec<String> = Vec::new();
     for rule in rules {
-        match rule {
-            ColumnRule::Allow(cols) => {
-                let these: BTreeSet<&str> = cols.iter().map(String::as_str).collect();
-                allow = Some(match allow {
-                    None => these,
-                    Some(prev) => prev.intersection(&these).copied().collect(),
-                });
-            }
-            ColumnRule::Deny(cols) => deny.extend(cols.iter().map(String::as_str)),
+        if let Some(these) = &rule.allow {
+            allow = Some(match allow {
+                None => these.clone(),
+                Some(prev) => intersect(&prev, these),
+            });
         }
+        deny.extend(rule.deny.iter().cloned());
+        for (column, m) in &rule.mask {
+            let slot = mask.entry(column.clone()).or_insert(*m);
+            *slot = (*slot).max(*m);
+        }
+        grants.extend(rule.grants.iter().cloned());
     }
-    let owned = |set: BTreeSet<&str>| set.into_iter().map(str::to_owned).collect::<Vec<_>>();
-    match allow {
+    let deny = outermost(deny);
+    let allow = match allow {
+        None => None,
         Some(allowed) => {
-            let left: BTreeSet<&str> = allowed.difference(&deny).copied().collect();
+            let left: Vec<String> = outermost(allowed)
+                .into_iter()
+                .filter(|a| !deny.iter().any(|d| ColumnRule::covers(d, a)))
+                .collect();
             if left.is_empty() {
-                Err("the column rules of the justifying grants leave no column readable")
-            } else {
-                Ok(Some(ColumnRule::Allow(owned(left))))
+                return Err("the column rules of the justifying grants leave no column readable");
             }
+            Some(left)
         }
-        None if deny.is_empty() => Ok(None),
-        None => Ok(Some(ColumnRule::Deny(owned(deny)))),
+    };
+    let deny = match &allow {
+        None => deny,
+        Some(allowed) => deny
+            .into_iter()
+            .filter(|d| allowed.iter().any(|a| ColumnRule::covers(a, d)))
+            .collect(),
+    };
+    grants.sort_unstable();
+    grants.dedup();
+    let mut out = ColumnRule {
+        allow,
+        deny,
+        mask: BTreeMap::new(),
+        grants,
+    };
+    out.mask = mask
+        .into_iter()
+        .filter(|(column, _)| out.readable(column))
+        .collect();
+    if out.allow.is_none() && out.deny.is_empty() && out.mask.is_empty() {
+        return Ok(None);
     }
+    Ok(Some(out))
+}
+
+/// The names of `a` inside (or equal to) a name of `b`, and those of `b`
+/// inside a name of `a`: what both let through.
+fn intersect(a: &[String], b: &[String]) -> Vec<String> {
+    let inside = |x: &String, ys: &[String]| ys.iter().any(|y| ColumnRule::covers(y, x));
+    a.iter()
+        .filter(|x| inside(x, b))
+        .chain(b.iter().filter(|x| inside(x, a)))
+        .cloned()
+        .collect()
+}
+
+/// `names` sorted, without names another one covers (repeats included,
+/// ignoring case).
+fn outermost(mut names: Vec<String>) -> Vec<String> {
+    names.sort_unstable_by_key(|n| (n.to_lowercase(), n.clone()));
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        // Sorted, so a covering name (a prefix) comes first.
+        if !out.iter().any(|o| ColumnRule::covers(o, &name)) {
+            out.push(name);
+        }
+    }
+    out.sort_unstable();
+    out
 }
 
 #[cfg(test)]
 mod tests {
+    use weir_auth::Mask;
+
     use super::*;
 
     fn allow(c: &[&str]) -> ColumnRule {
-        ColumnRule::Allow(c.iter().map(|s| (*s).to_owned()).collect())
+        ColumnRule::allow(c.iter().copied())
     }
 
     fn deny(c: &[&str]) -> ColumnRule {
-        ColumnRule::Deny(c.iter().map(|s| (*s).to_owned()).collect())
+        ColumnRule::deny(c.iter().copied())
+    }
+
+    fn masked(rule: ColumnRule, masks: &[(&str, Mask)]) -> ColumnRule {
+        ColumnRule {
+            mask: masks.iter().map(|(c, m)| ((*c).to_owned(), *m)).collect(),
+            ..rule
+        }
+    }
+
+    fn by(rule: ColumnRule, grant: &str) -> ColumnRule {
+        ColumnRule {
+            grants: vec![grant.to_owned()],
+            ..rule
+        }
     }
 
     #[test]
@@ -82,8 +164,74 @@ mod tests {
     }
 
     #[test]
+    fn dotted_paths_intersect_by_containment() {
+        assert_eq!(
+            combine(&[allow(&["id", "contact"]), allow(&["contact.email", "id"])]),
+            Ok(Some(allow(&["contact.email", "id"])))
+        );
+        let both = ColumnRule {
+            deny: vec!["contact.email".into()],
+            ..allow(&["contact", "id"])
+        };
+        assert_eq!(
+            combine(&[allow(&["id", "contact"]), deny(&["contact.email", "ssn"])]),
+            Ok(Some(both))
+        );
+        assert_eq!(
+            combine(&[deny(&["contact"]), deny(&["contact.email"])]),
+            Ok(Some(deny(&["contact"])))
+        );
+        assert_eq!(
+            combine(&[allow(&["contact.email", "id"]), deny(&["Contact"])]),
+            Ok(Some(allow(&["id"])))
+        );
+    }
+
+    #[test]
+    fn masks_unite_the_stronger_wins_and_hidden_masks_go() {
+        let a = masked(
+            deny(&["ssn"]),
+            &[("email", Mask::Hash), ("phone", Mask::Null)],
+        );
+        let b = masked(
+            ColumnRule::default(),
+            &[("email", Mask::Redact), ("phone", Mask::Hash)],
+        );
+        let combined = combine(&[by(a, "g-a"), by(b, "g-b")]).unwrap().unwrap();
+        assert_eq!(combined.deny, vec!["ssn".to_owned()]);
+        assert_eq!(combined.mask.get("email"), Some(&Mask::Redact));
+        assert_eq!(combined.mask.get("phone"), Some(&Mask::Null));
+        assert_eq!(combined.grants, vec!["g-a".to_owned(), "g-b".to_owned()]);
+        assert!(combined.validate().is_ok());
+
+        let hidden = combine(&[
+            masked(allow(&["id", "email"]), &[("email", Mask::Hash)]),
+            allow(&["id"]),
+        ]);
+        assert_eq!(hidden, Ok(Some(allow(&["id"]))));
+        let nested = combine(&[
+            masked(ColumnRule::default(), &[("contact.email", Mask::Hash)]),
+            deny(&["contact"]),
+        ]);
+        assert_eq!(nested, Ok(Some(deny(&["contact"]))));
+    }
+
+    #[test]
+    fn grants_are_kept_sorted_and_unique() {
+        let combined = combine(&[
+            by(deny(&["a"]), "z"),
+            by(deny(&["b"]), "m"),
+            by(deny(&["a"]), "z"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(combined.grants, vec!["m".to_owned(), "z".to_owned()]);
+    }
+
+    #[test]
     fn nothing_left_is_an_error() {
         assert!(combine(&[allow(&["a"]), allow(&["b"])]).is_err());
         assert!(combine(&[allow(&["a"]), deny(&["a"])]).is_err());
+        assert!(combine(&[allow(&["a.b"]), deny(&["a"])]).is_err());
     }
 }

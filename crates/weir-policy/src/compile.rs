@@ -97,7 +97,8 @@ impl From<CompiledScope> for Scope {
 /// *and everything below it* (a pattern ending in `**`); a deny grant
 /// forbids it if it matches the path or anything below it. Column rules of
 /// all allow grants covering the entry are combined (see
-/// [`crate::columns`]: intersection of allow lists, union of deny lists).
+/// [`crate::columns`]: allow lists intersect, deny lists and masks unite,
+/// the stronger mask wins) and name those grants.
 ///
 /// # Errors
 ///
@@ -163,7 +164,7 @@ pub fn compile_stage(
             role.actions(),
             today,
         );
-        let columns = match columns::combine(j.column_rules) {
+        let columns = match columns::combine(&j.column_rules) {
             Ok(c) => c,
             Err(reason) => {
                 let reason = GapReason::InvalidEntry {
@@ -249,11 +250,12 @@ fn finish(
 }
 
 /// What the grants say about a prefix entry.
-struct Justification<'p> {
+struct Justification {
     granted: Vec<(Action, String)>,
     missing: ActionSet,
     denied_by: Option<String>,
-    column_rules: Vec<&'p ColumnRule>,
+    /// The column rule of each contributing grant, naming that grant.
+    column_rules: Vec<ColumnRule>,
 }
 
 fn touches(
@@ -268,14 +270,14 @@ fn touches(
         .any(|r| r.store == store && test(&r.pattern, path))
 }
 
-fn justify<'p>(
-    policy: &'p PolicySet,
+fn justify(
+    policy: &PolicySet,
     principal: &str,
     store: &str,
     path: &ScopePath,
     actions: ActionSet,
     today: NaiveDate,
-) -> Justification<'p> {
+) -> Justification {
     let mut j = Justification {
         granted: Vec::new(),
         missing: ActionSet::empty(),
@@ -298,7 +300,11 @@ fn justify<'p>(
                     allow.get_or_insert(g);
                     if !contributors.contains(&g.id.as_str()) {
                         contributors.push(&g.id);
-                        j.column_rules.extend(g.columns.as_ref());
+                        j.column_rules
+                            .extend(g.columns.iter().map(|rule| ColumnRule {
+                                grants: vec![g.id.clone()],
+                                ..rule.clone()
+                            }));
                     }
                 }
                 _ => {}

@@ -83,8 +83,9 @@
 //!
 //! # Non-goals
 //!
-//! - Enforcing column rules: they are combined and carried into the scope
-//!   for the operators.
+//! - Enforcing column rules (`columns: { allow | deny, mask }`): they are
+//!   validated, combined across the justifying grants ([`columns`]) and
+//!   carried into the scope; weir-engine's readers enforce them.
 //! - Closing the race between the guard's symlink check and the wrapped
 //!   store's own filesystem access (a concurrent local writer swapping in a
 //!   symlink); the guard's check catches symlinks that exist when it runs.

@@ -439,10 +439,7 @@ grants:
         let set = load(BASE).unwrap();
         let g = set.grant("a-read-raw").unwrap();
         assert_eq!(g.principal, "svc-a");
-        assert_eq!(
-            g.columns,
-            Some(weir_auth::ColumnRule::Deny(vec!["email".into()]))
-        );
+        assert_eq!(g.columns, Some(weir_auth::ColumnRule::deny(["email"])));
         assert_eq!(set.principal("alice").unwrap().roles.len(), 2);
         assert_eq!(
             set.store("lake").unwrap().location,

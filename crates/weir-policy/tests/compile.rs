@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use chrono::NaiveDate;
-use weir_auth::{Action, ColumnRule, PathKind};
+use weir_auth::{Action, ColumnRule, Mask, PathKind};
 use weir_policy::{DatasetRole, GapReason, PolicySet, compile_stage};
 use weir_spec::Pipeline;
 
@@ -83,8 +83,12 @@ fn declared_datasets_become_justified_prefix_entries() {
     );
     assert_eq!(
         input.entry.columns,
-        Some(ColumnRule::Deny(vec!["email".into()]))
+        Some(ColumnRule {
+            grants: vec!["features-read-raw".into()],
+            ..ColumnRule::deny(["email"])
+        })
     );
+    assert_eq!(compiled.entries()[1].entry.columns, None);
     let output = &compiled.entries()[1];
     assert_eq!(output.entry.actions, DatasetRole::Output.actions());
     assert_eq!(
@@ -258,6 +262,70 @@ fn column_rules_of_all_justifying_grants_combine() {
     .unwrap();
     assert_eq!(
         compiled.entries()[0].entry.columns,
-        Some(ColumnRule::Allow(vec!["age".into(), "customer_id".into()]))
+        Some(ColumnRule {
+            grants: vec!["features-read-raw".into(), "only-some".into()],
+            ..ColumnRule::allow(["age", "customer_id"])
+        })
+    );
+}
+
+#[test]
+fn masks_of_all_justifying_grants_combine_the_stronger_wins() {
+    let extra = r#"  - id: masked
+    principal: svc-customer-features
+    effect: allow
+    actions: [read]
+    resources:
+      - { store: lake, path: "raw/customers.csv/**" }
+    columns: { mask: { phone: redact, contact.city: hash, email: null } }
+  - id: hashed
+    principal: svc-customer-features
+    effect: allow
+    actions: [read]
+    resources:
+      - { store: lake, path: "raw/**" }
+    columns: { allow: [customer_id, phone, contact], mask: { phone: hash, contact.city: null } }
+"#;
+    let p = pipeline();
+    let compiled = compile_stage(
+        &policy(&format!("{POLICY}{extra}")),
+        &p,
+        p.stage("clean-customers").unwrap(),
+        today(),
+    )
+    .unwrap();
+    let rule = compiled.entries()[0].entry.columns.clone().unwrap();
+    assert_eq!(
+        rule.allow,
+        Some(vec!["contact".into(), "customer_id".into(), "phone".into()])
+    );
+    // `email` is denied by features-read-raw and not allowed by `hashed`:
+    // its mask goes.
+    assert!(rule.deny.is_empty());
+    assert_eq!(
+        rule.mask.into_iter().collect::<Vec<_>>(),
+        vec![
+            ("contact.city".to_owned(), Mask::Null),
+            ("phone".to_owned(), Mask::Redact),
+        ]
+    );
+    assert_eq!(rule.grants, ["features-read-raw", "hashed", "masked"]);
+}
+
+#[test]
+fn disjoint_allow_lists_are_a_gap() {
+    let extra = "  - id: only-other\n    principal: svc-customer-features\n    effect: allow\n    actions: [read]\n    resources:\n      - { store: lake, path: \"raw/**\" }\n    columns: { allow: [email] }\n";
+    let p = pipeline();
+    let gaps = compile_stage(
+        &policy(&format!("{POLICY}{extra}")),
+        &p,
+        p.stage("clean-customers").unwrap(),
+        today(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&gaps[0].reason, GapReason::InvalidEntry { reason } if reason.contains("no column")),
+        "{:?}",
+        gaps[0].reason
     );
 }

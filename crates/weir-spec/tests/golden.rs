@@ -142,11 +142,14 @@ fn example_pipeline_validates_without_warnings() {
     let p = &loaded.pipeline;
     assert_eq!(p.name, "customer-features");
     assert_eq!(p.principal, "svc-customer-features");
-    assert_eq!(p.stages.len(), 5);
+    assert_eq!(p.stages.len(), 4);
     assert_eq!(p.datasets.len(), 7);
     // clean-customers and clean-orders are roots; features waits for both;
-    // the two splits wait for features.
-    assert_eq!(p.dag.levels(), &[0, 0, 1, 2, 2]);
+    // the split waits for features.
+    assert_eq!(p.dag.levels(), &[0, 0, 1, 2]);
+    let customers = p.datasets["customers"].contract.as_ref().expect("a contract");
+    assert_eq!(customers.primary_key, ["customer_id"]);
+    assert!(customers.is_sensitive("email"));
     assert_eq!(p.defaults.retries, 1);
     assert_eq!(p.defaults.timeout, std::time::Duration::from_secs(600));
 }

@@ -101,8 +101,20 @@ pub(crate) async fn write_private(file: &FsPath, body: &[u8]) -> Result<()> {
     f.flush().await.map_err(|e| Error::io(file, e))
 }
 
-/// Copies the current files of `input` into `dir`, through its guarded store.
+/// Copies the current files of `input` into `dir`, through its guarded
+/// store; or, for an input weir rewrote, writes its permitted rows as one
+/// `part-00000` file.
 async fn materialize(input: &DatasetRef, dir: &FsPath) -> Result<()> {
+    if let Some(data) = &input.rows {
+        let target = dir.join(crate::datafile::part_name(input.format));
+        let data = data.clone();
+        let format = input.format;
+        return tokio::task::spawn_blocking(move || write_local(&target, format, &data))
+            .await
+            .map_err(|e| Error::Internal {
+                message: format!("writing an input: {e}"),
+            })?;
+    }
     let store = input.store.as_ref();
     let files: Vec<(Path, Vec<String>)> =
         match dataset::resolve_read(store, &input.name, &input.path).await? {
@@ -159,6 +171,42 @@ async fn materialize(input: &DatasetRef, dir: &FsPath) -> Result<()> {
                 .map_err(|e| Error::io(&target, e))?;
         }
         file.flush().await.map_err(|e| Error::io(&target, e))?;
+    }
+    Ok(())
+}
+
+/// Writes `data` to a new local file in `format`.
+fn write_local(target: &FsPath, format: weir_spec::Format, data: &crate::checks::InputData) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
+        .map_err(|e| Error::io(target, e))?;
+    let write_error = |e: &dyn std::fmt::Display| Error::Write {
+        path: target.display().to_string(),
+        message: e.to_string(),
+    };
+    match format {
+        weir_spec::Format::Parquet => {
+            let mut w = parquet::arrow::ArrowWriter::try_new(file, data.schema.clone(), None)
+                .map_err(|e| write_error(&e))?;
+            for batch in &data.batches {
+                w.write(batch).map_err(|e| write_error(&e))?;
+            }
+            w.close().map_err(|e| write_error(&e))?;
+        }
+        weir_spec::Format::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(std::io::BufWriter::new(file));
+            if data.batches.is_empty() {
+                w.write(&arrow::record_batch::RecordBatch::new_empty(data.schema.clone()))
+                    .map_err(|e| write_error(&e))?;
+            }
+            for batch in &data.batches {
+                w.write(batch).map_err(|e| write_error(&e))?;
+            }
+        }
     }
     Ok(())
 }

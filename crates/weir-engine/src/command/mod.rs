@@ -29,17 +29,15 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use weir_spec::{Access, Format};
 
-use crate::dataset::{self, Manifest};
+use crate::dataset::{self, Staged};
 use crate::error::{Error, Result};
 use crate::presign::{self, Presigner};
-use crate::record::OutputRecord;
 
 mod files;
 mod redact;
@@ -66,6 +64,10 @@ pub(crate) struct DatasetRef {
     pub(crate) format: Format,
     /// Present when the dataset is in an S3 store.
     pub(crate) presigner: Option<Presigner>,
+    /// For an input weir had to rewrite (contract-checked, or with columns
+    /// hidden or masked): the rows the child may see, written into its
+    /// folder instead of a copy of the stored files.
+    pub(crate) rows: Option<crate::checks::InputData>,
 }
 
 /// One attempt of a command stage.
@@ -82,12 +84,11 @@ pub(crate) struct CommandJob<'a> {
     pub(crate) outputs: Vec<DatasetRef>,
     /// `<state_dir>/runs/<run_id>/<stage>-a<attempt>.log`.
     pub(crate) log_path: PathBuf,
-    /// Asked right before each output's commit point.
-    pub(crate) fence: &'a dyn dataset::CommitFence,
 }
 
-/// Runs the job: materialize inputs, run the child, upload and commit outputs.
-pub(crate) async fn run(job: CommandJob<'_>) -> Result<Vec<OutputRecord>> {
+/// Runs the job: materialize inputs, run the child, upload its outputs into
+/// the attempt's version folders. The caller checks and commits them.
+pub(crate) async fn run(job: CommandJob<'_>) -> Result<Vec<Staged>> {
     let private = tempfile::Builder::new()
         .prefix(&format!("weir-{}-a{}-", job.stage, job.attempt))
         .permissions(std::fs::Permissions::from_mode(0o700))
@@ -115,33 +116,15 @@ pub(crate) async fn run(job: CommandJob<'_>) -> Result<Vec<OutputRecord>> {
             all
         }
     };
-    let mut manifests = Vec::with_capacity(job.outputs.len());
-    for (output, files) in job.outputs.iter().zip(files) {
-        let rows = files.iter().map(|f| f.rows).sum();
-        manifests.push(Manifest {
-            format_version: 1,
+    Ok(job
+        .outputs
+        .iter()
+        .zip(files)
+        .map(|(output, files)| Staged {
             dataset: output.name.clone(),
-            version: version.clone(),
             files,
-            rows,
-            run_id: job.run_id.to_owned(),
-            stage: job.stage.to_owned(),
-            attempt: job.attempt,
-            committed_at: Utc::now(),
-            previous: Vec::new(),
-        });
-    }
-    let mut records = Vec::with_capacity(job.outputs.len());
-    for (output, manifest) in job.outputs.iter().zip(manifests) {
-        let rows = manifest.rows;
-        dataset::commit(output.store.as_ref(), &output.path, manifest, job.fence).await?;
-        records.push(OutputRecord {
-            dataset: output.name.clone(),
-            version: version.clone(),
-            rows,
-        });
-    }
-    Ok(records)
+        })
+        .collect())
 }
 
 fn display(p: &FsPath) -> String {

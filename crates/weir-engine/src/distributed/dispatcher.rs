@@ -291,11 +291,11 @@ impl StageRunner for RemoteRunner {
                 message: "the result listener stopped".into(),
             })?;
             match result.outcome {
-                TaskOutcome::Succeeded { outputs } => {
+                TaskOutcome::Succeeded { outputs, checks } => {
                     if let Ok(mut rows) = self.rows.lock() {
                         rows.insert(index, outputs.iter().map(|o| o.rows).sum());
                     }
-                    return Ok(StageOutput { outputs });
+                    return Ok(StageOutput { outputs, checks });
                 }
                 TaskOutcome::Failed { error } => {
                     return Err(Error::Remote {

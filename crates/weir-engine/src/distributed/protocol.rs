@@ -11,7 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::record::OutputRecord;
+use crate::record::{ContractCheck, OutputRecord};
 
 /// Version of the task and result bodies.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -63,6 +63,9 @@ pub enum TaskOutcome {
     Succeeded {
         /// Outputs committed.
         outputs: Vec<OutputRecord>,
+        /// Data-contract checks made.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        checks: Vec<ContractCheck>,
     },
     /// The stage failed (the dispatcher may retry with a new attempt).
     Failed {

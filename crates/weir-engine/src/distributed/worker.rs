@@ -31,7 +31,7 @@ use crate::audit::Audit;
 use crate::engine::StageOutput;
 use crate::error::{Error, Result};
 use crate::executor::StageExecutor;
-use crate::security::{AUDIENCE, ISSUER, bind_stores};
+use crate::security::{AUDIENCE, AttemptAccess, ISSUER, bind_stores};
 use crate::store::StoreSet;
 
 /// How often a worker re-reads the stage public keys (rotation).
@@ -125,15 +125,18 @@ impl StageOperator for PipelineOperator {
             fence: Arc::new(BrokerFence {
                 fences: self.broker.fences(),
             }),
+            audit: self.audit.clone(),
         };
-        let ran = tokio::time::timeout(
-            timeout,
-            executor.execute(index, task.attempt, &guarded, &presigners),
-        )
-        .await
-        .unwrap_or(Err(Error::Timeout { after: timeout }));
+        let access = AttemptAccess {
+            claims: claims.clone(),
+            stores: guarded,
+            presigners,
+        };
+        let ran = tokio::time::timeout(timeout, executor.execute(index, task.attempt, &access))
+            .await
+            .unwrap_or(Err(Error::Timeout { after: timeout }));
         if ran.is_err() {
-            executor.discard(index, task.attempt, &guarded).await;
+            executor.discard(index, task.attempt, &access.stores).await;
         }
         ran
     }
@@ -345,6 +348,7 @@ impl Worker {
         match self.operator.run(task, &claims).await {
             Ok(output) => TaskOutcome::Succeeded {
                 outputs: output.outputs,
+                checks: output.checks,
             },
             Err(e) => TaskOutcome::Failed {
                 error: protocol::cut_error(e.to_string()),

@@ -78,6 +78,9 @@ pub struct StageRecord {
     pub rows_written: u64,
     /// Output datasets and the version committed for each.
     pub outputs: Vec<OutputRecord>,
+    /// Data-contract checks the stage made, on its inputs and outputs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<ContractCheck>,
     /// The error, if it failed or was skipped.
     pub error: Option<String>,
 }
@@ -91,6 +94,32 @@ pub struct OutputRecord {
     pub version: String,
     /// Rows.
     pub rows: u64,
+}
+
+/// Where a data contract was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckPoint {
+    /// When a stage read an input.
+    Read,
+    /// When a stage wrote an output, before the commit.
+    Write,
+}
+
+/// The outcome of checking one dataset against its contract in one stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractCheck {
+    /// The dataset checked.
+    pub dataset: String,
+    /// On read or on write.
+    pub on: CheckPoint,
+    /// Rows checked (CSV rows that could not be parsed included).
+    pub rows: u64,
+    /// Rows that broke the contract (malformed CSV rows included).
+    pub bad: u64,
+    /// The dataset the bad rows went to, when the contract quarantines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<String>,
 }
 
 /// A run of a pipeline.
