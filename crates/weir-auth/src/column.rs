@@ -80,8 +80,9 @@ impl fmt::Display for Mask {
 ///
 /// A column (or struct field) is readable when an `allow` name covers it
 /// (or there is no `allow` list) and no `deny` name covers it. A readable
-/// column named in `mask` is disguised; masks apply inside out, so a masked
-/// struct is masked after its own masked or hidden fields.
+/// column that a `mask` name covers is disguised (the strongest such mask
+/// wins); masks apply inside out, so a masked struct is masked after its own
+/// masked or hidden fields.
 ///
 /// Serialized compactly: empty parts are left out, so a plain allow list is
 /// `{"allow":["a","b"]}`.
@@ -169,14 +170,14 @@ impl ColumnRule {
             || self.mask.keys().any(inside)
     }
 
-    /// The mask for exactly `name` (ignoring case; the strongest if several
-    /// spellings match).
+    /// The strongest mask whose name covers `name`, as `deny` and `allow`
+    /// names do: a mask on `contact` covers the field `contact.email` and a
+    /// top-level column literally named `contact.email` alike.
     #[must_use]
     pub fn mask_for(&self, name: &str) -> Option<Mask> {
-        let name = name.to_lowercase();
         self.mask
             .iter()
-            .filter(|(k, _)| k.to_lowercase() == name)
+            .filter(|(k, _)| Self::covers(k, name))
             .map(|(_, m)| *m)
             .max()
     }
@@ -313,6 +314,24 @@ mod tests {
         assert_eq!(rule.mask_for("Email"), Some(Mask::Null));
         assert_eq!(rule.mask_for("phone"), None);
         assert!(Mask::Null > Mask::Redact && Mask::Redact > Mask::Hash);
+    }
+
+    #[test]
+    fn a_mask_covers_every_name_inside_its_own() {
+        let mut rule = ColumnRule::default();
+        rule.mask.insert("contact".into(), Mask::Redact);
+        rule.mask.insert("Contact.Phone".into(), Mask::Null);
+        rule.mask.insert("contact.email".into(), Mask::Hash);
+        // A struct field, or a top-level column literally named so: `contact`
+        // covers both, as it does for `deny` and `allow`.
+        assert_eq!(rule.mask_for("contact.email"), Some(Mask::Redact));
+        assert_eq!(rule.mask_for("CONTACT.EMAIL.domain"), Some(Mask::Redact));
+        assert_eq!(rule.mask_for("contact.phone"), Some(Mask::Null));
+        assert_eq!(rule.mask_for("contact.fax"), Some(Mask::Redact));
+        assert_eq!(rule.mask_for("contact"), Some(Mask::Redact));
+        assert_eq!(rule.mask_for("contacts"), None);
+        assert_eq!(rule.mask_for("con"), None);
+        assert_eq!(rule.mask_for("email"), None);
     }
 
     #[test]

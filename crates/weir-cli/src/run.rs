@@ -275,9 +275,11 @@ pub(crate) fn summary(r: &RunRecord, location: &str) -> String {
         .flat_map(|s| s.checks.iter().map(move |c| (s.name.as_str(), c)))
         .collect();
     if !checks.is_empty() {
-        out.push_str("
+        out.push_str(
+            "
 contracts:
-");
+",
+        );
         for (stage, c) in checks {
             out.push_str(&contract_line(stage, c));
         }

@@ -184,7 +184,9 @@ fn example_pipeline_end_to_end_is_correct_and_repeatable() {
     let in_train = want
         .customers
         .iter()
-        .filter(|c| weir_engine::udf::bucket(c.as_bytes(), weir_engine::split::SPLIT_BUCKETS) < 800_000)
+        .filter(|c| {
+            weir_engine::udf::bucket(c.as_bytes(), weir_engine::split::SPLIT_BUCKETS) < 800_000
+        })
         .count();
     assert_eq!(rows(&train), in_train);
     assert_eq!(rows(&test), want.customers.len() - in_train);
@@ -385,7 +387,9 @@ fn plan_and_graph_describe_the_example() {
     assert!(text.contains("4 stage(s) in 3 level(s)"), "{text}");
     // The column grant narrows what `features` reads of curated customers.
     assert!(
-        text.contains("input  lake:curated/customers/**  read<-customer-features-curated columns deny [email]"),
+        text.contains(
+            "input  lake:curated/customers/**  read<-customer-features-curated columns deny [email]"
+        ),
         "{text}"
     );
     assert!(
@@ -413,9 +417,7 @@ fn plan_and_graph_describe_the_example() {
             "mermaid",
         ],
     );
-    assert!(
-        String::from_utf8_lossy(&mermaid.stdout).contains("d_customer_features --> s_split")
-    );
+    assert!(String::from_utf8_lossy(&mermaid.stdout).contains("d_customer_features --> s_split"));
 }
 
 /// The example policy with one grant (by id) removed.

@@ -28,8 +28,8 @@ use weir_contract::{Checker, Report};
 use weir_spec::{Access, Contract, Format};
 
 use crate::columns::ColumnAccess;
-use crate::dataset::{self, ManifestFile, Staged};
 use crate::datafile::{self, DataFile};
+use crate::dataset::{self, ManifestFile, Staged};
 use crate::error::{Error, Result};
 use crate::executor::Attempt;
 use crate::record::{CheckPoint, ContractCheck};
@@ -73,10 +73,20 @@ pub(crate) async fn read_input(cx: &mut Attempt<'_>, name: &str) -> Result<Input
     let Some(contract) = &ds.contract else {
         return read_plain(&store, &files, ds.format).await;
     };
-    let contract = hidden_as_sensitive(contract, &cx.column_access(name)?);
+    let access = cx.column_access(name)?;
+    let contract = visible_contract(contract, &access);
     let loaded = read_for_check(&store, &files, ds.format, &contract).await?;
     let verdict = check(&contract, loaded).await?;
-    settle(cx, name, CheckPoint::Read, &contract, verdict).await
+    let quarantine_view = (!access.is_unrestricted()).then_some(access);
+    settle(
+        cx,
+        name,
+        CheckPoint::Read,
+        &contract,
+        verdict,
+        quarantine_view,
+    )
+    .await
 }
 
 /// [`read_input`], then the stage's column rules and masks applied: the
@@ -140,9 +150,6 @@ pub(crate) async fn check_output(cx: &mut Attempt<'_>, staged: Staged) -> Result
     let Some(contract) = &ds.contract else {
         return Ok(staged);
     };
-    if cx.is_quarantine_output(&staged.dataset) {
-        return Ok(staged);
-    }
     let (store, _) = cx.locate(&staged.dataset)?;
     let prefix = cx.version_prefix(&staged.dataset)?;
     let files: Vec<DataFile> = staged
@@ -159,10 +166,26 @@ pub(crate) async fn check_output(cx: &mut Attempt<'_>, staged: Staged) -> Result
     let loaded = read_for_check(&store, &files, ds.format, contract).await?;
     let verdict = check(contract, loaded).await?;
     if verdict.bad_rows == 0 {
-        settle(cx, &staged.dataset, CheckPoint::Write, contract, verdict).await?;
+        settle(
+            cx,
+            &staged.dataset,
+            CheckPoint::Write,
+            contract,
+            verdict,
+            None,
+        )
+        .await?;
         return Ok(staged);
     }
-    let good = settle(cx, &staged.dataset, CheckPoint::Write, contract, verdict).await?;
+    let good = settle(
+        cx,
+        &staged.dataset,
+        CheckPoint::Write,
+        contract,
+        verdict,
+        None,
+    )
+    .await?;
     // Bad rows were quarantined: replace the staged files by the good rows.
     for f in &files {
         match store.delete(&f.path).await {
@@ -191,9 +214,14 @@ pub(crate) async fn check_output(cx: &mut Attempt<'_>, staged: Staged) -> Result
 /// # Errors
 /// As [`read_restricted`], plus write errors.
 pub(crate) async fn run_validate(cx: &mut Attempt<'_>) -> Result<Vec<Staged>> {
-    let input = cx.stage.inputs.first().cloned().ok_or_else(|| Error::Internal {
-        message: "validate stage without input".into(),
-    })?;
+    let input = cx
+        .stage
+        .inputs
+        .first()
+        .cloned()
+        .ok_or_else(|| Error::Internal {
+            message: "validate stage without input".into(),
+        })?;
     let data = read_restricted(cx, &input).await?;
     let Some(output) = cx.data_outputs().first().map(|s| (*s).clone()) else {
         return Ok(Vec::new());
@@ -215,14 +243,32 @@ pub(crate) async fn run_validate(cx: &mut Attempt<'_>) -> Result<Vec<Staged>> {
     }])
 }
 
-/// A copy of `contract` in which every column the stage may not read in
-/// the clear (hidden or masked) is sensitive, so no report shows its values.
-fn hidden_as_sensitive(contract: &Contract, access: &ColumnAccess) -> Contract {
+/// The part of `contract` a stage may check on read: for every column it
+/// may not read in the clear (hidden or masked) only the type is kept, and
+/// the column is sensitive; a primary key over such a column is dropped.
+///
+/// # Security
+/// A rule checked on a value the stage cannot see is an oracle: which rows
+/// pass `regex: '^1'` tells the stage the first digit of a hidden value.
+/// Those rules were checked when the data was written, by a stage that
+/// could see it.
+fn visible_contract(contract: &Contract, access: &ColumnAccess) -> Contract {
     let mut c = contract.clone();
+    let mut hidden = Vec::new();
     for col in &mut c.columns {
         if !access.shows_in_clear(&col.name) {
             col.sensitive = true;
+            col.nullable = true;
+            col.unique = false;
+            col.range = None;
+            col.allowed = None;
+            col.regex = None;
+            col.max_length = None;
+            hidden.push(col.name.clone());
         }
+    }
+    if c.primary_key.iter().any(|k| hidden.contains(k)) {
+        c.primary_key.clear();
     }
     c
 }
@@ -240,11 +286,22 @@ async fn read_plain(
     format: Format,
 ) -> Result<InputData> {
     let mut batches = Vec::new();
+    let mut empty_schema = None;
     for f in files {
         match format {
-            Format::Parquet => batches.extend(datafile::read_parquet(store, f).await?),
+            Format::Parquet => {
+                let (schema, read) = datafile::read_parquet(store, f).await?;
+                empty_schema.get_or_insert(schema);
+                batches.extend(read);
+            }
             Format::Csv => batches.extend(datafile::read_csv_inferred(store.as_ref(), f).await?),
         }
+    }
+    if batches.is_empty()
+        && let Some(schema) = empty_schema
+    {
+        // No rows anywhere: keep the footer's schema for the checks.
+        batches.push(RecordBatch::new_empty(schema));
     }
     let schema = unify(files, &batches)?;
     Ok(InputData { schema, batches })
@@ -304,9 +361,15 @@ fn unify(files: &[DataFile], batches: &[RecordBatch]) -> Result<SchemaRef> {
         return Ok(Arc::new(arrow::datatypes::Schema::empty()));
     };
     let schema = first.schema();
-    if let Some(other) = batches.iter().find(|b| b.schema().fields() != schema.fields()) {
+    if let Some(other) = batches
+        .iter()
+        .find(|b| b.schema().fields() != schema.fields())
+    {
         return Err(Error::Read {
-            path: files.first().map(|f| f.path.to_string()).unwrap_or_default(),
+            path: files
+                .first()
+                .map(|f| f.path.to_string())
+                .unwrap_or_default(),
             message: format!(
                 "the dataset's files disagree on their schema: {} vs {}",
                 schema,
@@ -370,9 +433,11 @@ fn check_blocking(checker: &Checker, loaded: Loaded) -> Result<Verdict> {
         }
     }
     let report = validation.finish();
-    let quarantine_schema = Arc::new(
-        weir_contract::quarantine_schema(&data.schema).map_err(|e| internal(&e))?,
-    );
+    // Only needed (and only valid) where rows can be quarantined: a dataset
+    // that already has `weir_row` (a quarantine dataset) can still be checked.
+    let quarantine_schema = weir_contract::quarantine_schema(&data.schema)
+        .map(Arc::new)
+        .unwrap_or_else(|_| Arc::new(arrow::datatypes::Schema::empty()));
     Ok(Verdict {
         rows: report.rows_checked + malformed_count,
         bad_rows: report.rows_bad + malformed_count,
@@ -393,25 +458,39 @@ fn check_blocking(checker: &Checker, loaded: Loaded) -> Result<Verdict> {
 
 /// Records the check, stages quarantined rows, and returns the good rows;
 /// or records the failure and returns [`Error::Contract`].
+///
+/// `view`: the column limits of the reading stage, applied to quarantined
+/// rows too (they are written where the stage, or a later one, may read
+/// them). Malformed CSV rows are never quarantined: a row that cannot be
+/// parsed has no typed form to keep, so it always fails the stage.
 async fn settle(
     cx: &mut Attempt<'_>,
     name: &str,
     on: CheckPoint,
     contract: &Contract,
     verdict: Verdict,
+    view: Option<ColumnAccess>,
 ) -> Result<InputData> {
     let quarantine = contract
         .quarantine()
         .filter(|q| cx.is_quarantine_output(q))
         .map(str::to_owned);
-    let fails = !verdict.schema_errors.is_empty() || (verdict.bad_rows > 0 && quarantine.is_none());
+    let fails = !verdict.schema_errors.is_empty()
+        || verdict.malformed_count > 0
+        || (verdict.bad_rows > 0 && quarantine.is_none());
     let on_text = match on {
         CheckPoint::Read => "read",
         CheckPoint::Write => "write",
     };
     if fails {
         let report = failure_report(&verdict);
-        audit(cx, name, Decision::Deny, format!("{on_text}: {}", summary(&verdict))).await?;
+        audit(
+            cx,
+            name,
+            Decision::Deny,
+            format!("{on_text}: {}", summary(&verdict)),
+        )
+        .await?;
         cx.checks.records.push(ContractCheck {
             dataset: name.to_owned(),
             on,
@@ -428,16 +507,35 @@ async fn settle(
     if let Some(q) = &quarantine {
         let format = cx.dataset(q)?.format;
         let (store, _) = cx.locate(q)?;
+        if verdict.quarantine.schema.fields().is_empty() {
+            return Err(Error::Contract {
+                dataset: name.to_owned(),
+                on: on_text,
+                report: "its rows cannot be quarantined: it already has a `weir_row` or \
+                         `weir_violations` column"
+                    .into(),
+            });
+        }
+        let rows = match &view {
+            Some(access) => {
+                restrict_quarantine(cx, name, access, verdict.quarantine.clone()).await?
+            }
+            None => verdict.quarantine.clone(),
+        };
         let file = datafile::write(
             &store,
             &cx.version_prefix(q)?,
             &format!("quarantine-{name}-{on_text}.{}", format.extension()),
             format,
-            &verdict.quarantine.schema,
-            &verdict.quarantine.batches,
+            &rows.schema,
+            &rows.batches,
         )
         .await?;
-        cx.checks.quarantined.entry(q.clone()).or_default().push(file);
+        cx.checks
+            .quarantined
+            .entry(q.clone())
+            .or_default()
+            .push(file);
     }
     let reason = match &quarantine {
         Some(q) if verdict.bad_rows > 0 => format!(
@@ -459,10 +557,85 @@ async fn settle(
     Ok(verdict.good)
 }
 
+/// Quarantined rows as the reading stage may see them: its column limits
+/// and masks applied to the data columns, `weir_row` and `weir_violations`
+/// kept as they are.
+async fn restrict_quarantine(
+    cx: &Attempt<'_>,
+    name: &str,
+    access: &ColumnAccess,
+    rows: InputData,
+) -> Result<InputData> {
+    use weir_contract::{ROW_COLUMN, VIOLATIONS_COLUMN};
+    let key = cx.mask_key(access)?;
+    let data_fields: Vec<usize> = (0..rows.schema.fields().len())
+        .filter(|i| {
+            let n = rows.schema.field(*i).name();
+            n != ROW_COLUMN && n != VIOLATIONS_COLUMN
+        })
+        .collect();
+    let data_schema = Arc::new(
+        rows.schema
+            .project(&data_fields)
+            .map_err(|e| Error::Internal {
+                message: format!("quarantine schema: {e}"),
+            })?,
+    );
+    let mut data = Vec::with_capacity(rows.batches.len());
+    for b in &rows.batches {
+        data.push(b.project(&data_fields).map_err(|e| Error::Internal {
+            message: format!("quarantine rows: {e}"),
+        })?);
+    }
+    let ctx = SessionContext::new_with_config(
+        datafusion::prelude::SessionConfig::new().with_target_partitions(1),
+    );
+    let frame = crate::sql::frame_from_batches(&ctx, data_schema, data)?;
+    let frame = crate::columns::restrict(frame, access, key.as_ref(), name)
+        .map_err(|e| Error::column(name, e))?;
+    let visible: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let restricted =
+        arrow::compute::concat_batches(&visible, &frame.collect().await?).map_err(|e| {
+            Error::Internal {
+                message: format!("quarantine rows: {e}"),
+            }
+        })?;
+    let all = arrow::compute::concat_batches(&rows.schema, &rows.batches).map_err(|e| {
+        Error::Internal {
+            message: format!("quarantine rows: {e}"),
+        }
+    })?;
+    let mut fields: Vec<_> = visible.fields().iter().cloned().collect();
+    let mut columns = restricted.columns().to_vec();
+    for extra in [ROW_COLUMN, VIOLATIONS_COLUMN] {
+        let (i, field) = rows
+            .schema
+            .column_with_name(extra)
+            .ok_or_else(|| Error::Internal {
+                message: format!("quarantine rows lack `{extra}`"),
+            })?;
+        fields.push(Arc::new(field.clone()));
+        columns.push(Arc::clone(all.column(i)));
+    }
+    let schema: SchemaRef = Arc::new(arrow::datatypes::Schema::new(fields));
+    let batch =
+        RecordBatch::try_new(Arc::clone(&schema), columns).map_err(|e| Error::Internal {
+            message: format!("quarantine rows: {e}"),
+        })?;
+    Ok(InputData {
+        schema,
+        batches: vec![batch],
+    })
+}
+
 /// A one-line account of what broke, for the audit log: rules and counts,
 /// never a value.
 fn summary(verdict: &Verdict) -> String {
-    let mut parts: Vec<String> = verdict.schema_errors.iter().map(|e| format!("schema: {e}")).collect();
+    let mut parts: Vec<String> = verdict
+        .schema_errors
+        .iter()
+        .map(|e| format!("schema: {e}"))
+        .collect();
     if verdict.malformed_count > 0 {
         parts.push(format!("{} malformed CSV row(s)", verdict.malformed_count));
     }

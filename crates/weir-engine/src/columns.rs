@@ -1043,4 +1043,131 @@ mod tests {
         assert!(access.has_masks() && access.needs_key());
         assert!(ColumnAccess::unrestricted().shows_in_clear("anything"));
     }
+
+    #[tokio::test]
+    async fn a_mask_covers_flat_columns_and_fields_whose_names_it_covers() {
+        // A CSV header may hold dots: `contact.email` is then one flat
+        // column, which a mask on `contact` covers as deny and allow do.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.csv");
+        std::fs::write(
+            &file,
+            "id,contact.email,CONTACT.phone,contacts\n1,ann@c.io,555-1,keep\n",
+        )
+        .unwrap();
+        let ctx = SessionContext::new();
+        let csv = || async {
+            ctx.read_csv(
+                file.to_str().unwrap(),
+                datafusion::prelude::CsvReadOptions::new(),
+            )
+            .await
+            .unwrap()
+        };
+        let key = MaskKey::from_bytes(KEY);
+        for (mask, email, phone) in [
+            (Mask::Null, None, None),
+            (
+                Mask::Redact,
+                Some(REDACTED.to_owned()),
+                Some(REDACTED.to_owned()),
+            ),
+            (
+                Mask::Hash,
+                Some(mac_hex(&KEY, b"ann@c.io")),
+                Some(mac_hex(&KEY, b"555-1")),
+            ),
+        ] {
+            let access = ColumnAccess::from_rule(Some(rule(None, &[], &[("Contact", mask)], "g")));
+            let batches = restrict(csv().await, &access, Some(&key), "c")
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            let b = &batches[0];
+            let value = |name: &str| {
+                let column = b.column_by_name(name).unwrap();
+                let column = arrow::compute::cast(column, &DataType::Utf8).unwrap();
+                let column = column.as_string::<i32>();
+                column.is_valid(0).then(|| column.value(0).to_owned())
+            };
+            assert_eq!(value("contact.email"), email, "{mask}");
+            assert_eq!(value("CONTACT.phone"), phone, "{mask}");
+            assert_eq!(value("contacts").as_deref(), Some("keep"), "{mask}");
+            assert_eq!(value("id").as_deref(), Some("1"), "{mask}");
+            for (column, clear) in [
+                ("contact.email", false),
+                ("CONTACT.phone", false),
+                ("contacts", true),
+                ("id", true),
+            ] {
+                assert_eq!(access.shows_in_clear(column), clear, "{column}");
+            }
+        }
+
+        // A struct field whose own name holds a dot: `info.home` covers
+        // `info` -> `home.phone`, and only that field.
+        let info = Fields::from(vec![
+            Field::new("home.phone", DataType::Utf8, true),
+            Field::new("city", DataType::Utf8, true),
+        ]);
+        let array = StructArray::try_new(
+            info.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["555-1"])),
+                Arc::new(StringArray::from(vec!["Oslo"])),
+            ],
+            None,
+        )
+        .unwrap();
+        let schema = Schema::new(vec![Field::new("info", DataType::Struct(info), true)]);
+        let batch = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(array)]).unwrap();
+        let access =
+            ColumnAccess::from_rule(Some(rule(None, &[], &[("info.home", Mask::Redact)], "g")));
+        let batches = restrict(ctx.read_batch(batch).unwrap(), &access, None, "i")
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let info = batches[0].column(0).as_struct();
+        let field = |name: &str| {
+            info.column_by_name(name)
+                .unwrap()
+                .as_string::<i32>()
+                .value(0)
+                .to_owned()
+        };
+        assert_eq!(field("home.phone"), REDACTED);
+        assert_eq!(field("city"), "Oslo");
+        assert!(!access.shows_in_clear("info.home.phone"));
+        assert!(access.shows_in_clear("info.city"));
+
+        // A masked struct is masked whole, once: the mask over it is not
+        // applied to its fields first, so its hash stays that of its text.
+        let access =
+            ColumnAccess::from_rule(Some(rule(None, &[], &[("contact", Mask::Hash)], "g")));
+        let batches = restrict(
+            ctx.read_batch(customers()).unwrap(),
+            &access,
+            Some(&key),
+            "c",
+        )
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+        let clear = customers().column_by_name("contact").unwrap().clone();
+        let clear = arrow::util::display::ArrayFormatter::try_new(
+            clear.as_ref(),
+            &arrow::util::display::FormatOptions::default(),
+        )
+        .unwrap()
+        .value(0)
+        .to_string();
+        let contact = batches[0].column_by_name("contact").unwrap();
+        assert_eq!(
+            contact.as_string::<i32>().value(0),
+            mac_hex(&KEY, clear.as_bytes())
+        );
+    }
 }

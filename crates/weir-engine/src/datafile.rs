@@ -12,9 +12,9 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
+use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use object_store::buffered::BufWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::basic::Compression;
@@ -49,12 +49,11 @@ pub(crate) async fn files(
             .files
             .iter()
             .map(|f| {
-                let path = Path::parse(format!("{prefix}/{}", f.name)).map_err(|e| {
-                    Error::Manifest {
+                let path =
+                    Path::parse(format!("{prefix}/{}", f.name)).map_err(|e| Error::Manifest {
                         path: prefix.to_string(),
                         message: format!("invalid file name in manifest: {e}"),
-                    }
-                })?;
+                    })?;
                 Ok(DataFile { path })
             })
             .collect(),
@@ -82,7 +81,7 @@ pub(crate) async fn files(
 pub(crate) async fn read_parquet(
     store: &Arc<dyn ObjectStore>,
     file: &DataFile,
-) -> Result<Vec<RecordBatch>> {
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let body = read_bytes(store.as_ref(), file).await?;
     let path = file.path.to_string();
     tokio::task::spawn_blocking(move || {
@@ -90,13 +89,16 @@ pub(crate) async fn read_parquet(
             path: path.clone(),
             message: e.to_string(),
         };
-        ParquetRecordBatchReaderBuilder::try_new(body)
-            .map_err(|e| read_error(&e))?
+        let builder = ParquetRecordBatchReaderBuilder::try_new(body).map_err(|e| read_error(&e))?;
+        // The footer's schema: a file without row groups still has one.
+        let schema = Arc::clone(builder.schema());
+        let batches = builder
             .with_batch_size(BATCH_ROWS)
             .build()
             .map_err(|e| read_error(&e))?
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| read_error(&e))
+            .map_err(|e| read_error(&e))?;
+        Ok((schema, batches))
     })
     .await
     .map_err(|e| Error::Internal {
@@ -128,7 +130,7 @@ pub(crate) async fn read_csv_inferred(
     let body = read_bytes(store, file).await?;
     let read_error = |e: &dyn std::fmt::Display| Error::Read {
         path: file.path.to_string(),
-        message: e.to_string(),
+        message: without_values(&e.to_string()),
     };
     let format = arrow::csv::reader::Format::default().with_header(true);
     let (schema, _) = format
@@ -212,6 +214,27 @@ pub(crate) async fn write(
     })
 }
 
+/// `message` without the data values Arrow's CSV reader puts in its parse
+/// errors (`... value 'x' ...`, `Row data: '[...]'`), which may belong to a
+/// column the reading stage may not see.
+pub(crate) fn without_values(message: &str) -> String {
+    let mut out = match message.find("Row data:") {
+        Some(i) => message[..i].trim_end().trim_end_matches('.').to_owned(),
+        None => message.to_owned(),
+    };
+    if let Some(start) = out.find("value '")
+        && let Some(len) = out[start + 7..].find("' as type")
+    {
+        out.replace_range(start..start + 7 + len + 1, "a value");
+    }
+    out
+}
+
+/// Whether `message` is an Arrow CSV parse error (which quotes data).
+pub(crate) fn quotes_values(message: &str) -> bool {
+    message.contains("Row data:") || message.contains("Error while parsing value")
+}
+
 /// The conventional name of the single file an operator writes.
 pub(crate) fn part_name(format: Format) -> String {
     format!("part-00000.{}", format.extension())
@@ -240,6 +263,16 @@ mod tests {
         (schema, batch)
     }
 
+    #[test]
+    fn csv_parse_errors_lose_their_values() {
+        let msg = "Parser error: Error while parsing value 'ann@x.com' as type 'Int64' for column 2 at line 4. Row data: '[1,Ann,ann@x.com]'";
+        let clean = without_values(msg);
+        assert!(quotes_values(msg));
+        assert!(!clean.contains("ann"), "{clean}");
+        assert!(clean.contains("line 4"), "{clean}");
+        assert!(clean.contains("column 2"), "{clean}");
+    }
+
     #[tokio::test]
     async fn parquet_round_trip_keeps_rows_and_order() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
@@ -264,7 +297,8 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(back, vec![batch]);
+        assert_eq!(back.1, vec![batch]);
+        assert_eq!(back.0, schema);
     }
 
     #[tokio::test]

@@ -15,7 +15,8 @@ use crate::distributed::{Broker, Envelopes, OutputLeases, RemoteRun, RemoteRunne
 use crate::error::{Error, Result};
 use crate::executor::{StageExecutor, StageStores};
 use crate::record::{
-    ContractCheck, FileRunStore, OutputRecord, RunRecord, RunStatus, RunStore, StageRecord, StageState,
+    ContractCheck, FileRunStore, OutputRecord, RunRecord, RunStatus, RunStore, StageRecord,
+    StageState,
 };
 use crate::scheduler::{End, Outcome, StageEvent, StagePolicy, StageRunner, run_dag};
 use crate::security::{AttemptAccess, IssuedTokens, Security};
@@ -169,6 +170,7 @@ impl Engine {
                 partitions: self.config.partitions,
                 fence: Arc::new(NoFence),
                 audit: security.audit().clone(),
+                create_mask_key: true,
             },
             stores,
             rows: Mutex::new(HashMap::new()),

@@ -28,8 +28,8 @@ use crate::engine::StageOutput;
 use crate::error::{Error, Result};
 use crate::record::OutputRecord;
 use crate::security::AttemptAccess;
-use crate::sql::{self, SqlInput, SqlOutput};
 use crate::split;
+use crate::sql::{self, SqlInput, SqlOutput};
 
 /// Guarded stores of one attempt, by store name.
 pub(crate) type StageStores = HashMap<String, Arc<dyn ObjectStore>>;
@@ -46,6 +46,9 @@ pub(crate) struct StageExecutor {
     pub(crate) fence: Arc<dyn CommitFence>,
     /// Where contract checks are recorded.
     pub(crate) audit: Audit,
+    /// Whether this process may create the column-mask key (the process
+    /// that plans runs may; a worker must use the coordinator's).
+    pub(crate) create_mask_key: bool,
 }
 
 /// One attempt of one stage, as the operators see it.
@@ -88,10 +91,16 @@ impl Attempt<'_> {
 
     /// The pipeline's mask key, if a mask needs one.
     pub(crate) fn mask_key(&self, access: &ColumnAccess) -> Result<Option<MaskKey>> {
-        if !access.has_masks() {
+        if !access.needs_key() {
             return Ok(None);
         }
-        crate::mask_key::load(&self.exec.state_dir, &self.exec.pipeline.name).map(Some)
+        crate::mask_key::load(
+            &self.exec.state_dir,
+            &self.exec.pipeline.principal,
+            &self.exec.pipeline.name,
+            self.exec.create_mask_key,
+        )
+        .map(Some)
     }
 
     /// Whether `name` is a dataset this stage writes quarantined rows to
@@ -172,25 +181,31 @@ impl StageExecutor {
 
     /// Checks every staged output against its contract, then commits them
     /// (quarantine datasets included) one by one.
-    async fn commit_outputs(&self, cx: &mut Attempt<'_>, staged: Vec<Staged>) -> Result<StageOutput> {
+    async fn commit_outputs(
+        &self,
+        cx: &mut Attempt<'_>,
+        staged: Vec<Staged>,
+    ) -> Result<StageOutput> {
         let mut ready: BTreeMap<String, Staged> = BTreeMap::new();
         for out in staged {
             let out = checks::check_output(cx, out).await?;
             ready.insert(out.dataset.clone(), out);
         }
         for (dataset, files) in cx.checks.take_quarantined() {
-            let entry = ready.entry(dataset.clone()).or_insert_with(|| Staged {
-                dataset,
-                files: Vec::new(),
-            });
-            entry.files.extend(files);
+            // A quarantine dataset's own contract (which cannot quarantine
+            // again) is checked like any output.
+            let out = checks::check_output(cx, Staged { dataset, files }).await?;
+            ready.insert(out.dataset.clone(), out);
         }
         let mut outputs = Vec::with_capacity(ready.len());
         // Declared order, so records read like the pipeline.
         for name in &cx.stage.outputs {
             let Some(out) = ready.remove(name) else {
                 return Err(Error::Internal {
-                    message: format!("stage `{}` staged nothing for output `{name}`", cx.stage.name),
+                    message: format!(
+                        "stage `{}` staged nothing for output `{name}`",
+                        cx.stage.name
+                    ),
                 });
             };
             let (store, path) = cx.locate(name)?;
@@ -338,7 +353,10 @@ impl StageExecutor {
         };
         let written = match sql::plan_query(&ctx, sql_text).await {
             Ok(df) => {
-                if restricted.iter().any(|(_, access, _)| !access.is_unrestricted()) {
+                if restricted
+                    .iter()
+                    .any(|(_, access, _)| !access.is_unrestricted())
+                {
                     crate::columns::refuse_explain(df.logical_plan()).map_err(|e| {
                         Error::ColumnDenied {
                             message: e.to_string(),
@@ -359,6 +377,12 @@ impl StageExecutor {
                 return Err(match crate::columns::explain_denied(&source, &views) {
                     Some(denied) => Error::ColumnDenied {
                         message: denied.to_string(),
+                    },
+                    // Reading a CSV input failed; Arrow's message quotes the
+                    // row, which may hold hidden or masked values.
+                    None if crate::datafile::quotes_values(&source.to_string()) => Error::Read {
+                        path: format!("an input of stage `{}`", cx.stage.name),
+                        message: crate::datafile::without_values(&source.to_string()),
                     },
                     None => Error::Query { source },
                 });

@@ -14,8 +14,8 @@ use arrow::record_batch::RecordBatch;
 use weir_spec::SplitPart;
 
 use crate::checks;
-use crate::dataset::Staged;
 use crate::datafile;
+use crate::dataset::Staged;
 use crate::error::{Error, Result};
 use crate::executor::Attempt;
 use crate::udf::bucket;
@@ -27,10 +27,19 @@ pub const SPLIT_BUCKETS: u64 = 1_000_000;
 ///
 /// # Errors
 /// A missing or null key, or a read, check or write error.
-pub(crate) async fn run(cx: &mut Attempt<'_>, key: &str, parts: &[SplitPart]) -> Result<Vec<Staged>> {
-    let input = cx.stage.inputs.first().cloned().ok_or_else(|| Error::Internal {
-        message: "split stage without input".into(),
-    })?;
+pub(crate) async fn run(
+    cx: &mut Attempt<'_>,
+    key: &str,
+    parts: &[SplitPart],
+) -> Result<Vec<Staged>> {
+    let input = cx
+        .stage
+        .inputs
+        .first()
+        .cloned()
+        .ok_or_else(|| Error::Internal {
+            message: "split stage without input".into(),
+        })?;
     let data = checks::read_restricted(cx, &input).await?;
     let bounds = upper_bounds(parts);
     let mut per_part: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts.len()];
@@ -174,7 +183,11 @@ mod tests {
             }
         }
         // Roughly the declared shares (binomial, 2000 rows).
-        assert!((1500..1700).contains(&assigned[0].len()), "{}", assigned[0].len());
+        assert!(
+            (1500..1700).contains(&assigned[0].len()),
+            "{}",
+            assigned[0].len()
+        );
     }
 
     #[test]

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::datasource::MemTable;
 use datafusion::common::config::TableParquetOptions;
 use datafusion::dataframe::DataFrame;
 use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{
     CsvReadOptions, ParquetReadOptions, SQLOptions, SessionConfig, SessionContext,
@@ -239,6 +239,7 @@ async fn write_csv(
     store: Arc<dyn ObjectStore>,
     path: &Path,
 ) -> Result<(u64, u64)> {
+    let schema = stream.schema();
     let mut sink = object_store::buffered::BufWriter::new(store.clone(), path.clone());
     let mut rows = 0u64;
     let mut header = true;
@@ -253,6 +254,21 @@ async fn write_csv(
             w.write(&batch).map_err(|e| write_error(path, e))?;
         }
         header = false;
+        sink.write_all(&buf)
+            .await
+            .map_err(|e| write_error(path, e))?;
+    }
+    if header {
+        // No batch at all: still write the header, so the file says which
+        // columns the (empty) result has.
+        let mut buf = Vec::new();
+        {
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut buf);
+            w.write(&RecordBatch::new_empty(schema))
+                .map_err(|e| write_error(path, e))?;
+        }
         sink.write_all(&buf)
             .await
             .map_err(|e| write_error(path, e))?;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use tokio_util::sync::CancellationToken;
 use weir_engine::record::{CheckPoint, RunRecord, StageState};
 use weir_engine::{Audit, Engine, EngineConfig, Security, dataset};
@@ -186,11 +186,25 @@ stages:
 "#,
         contract("fail")
     );
-    let run = run(&pipeline, POLICY, &[("raw/customers.csv", CUSTOMERS.as_bytes())]).await;
+    let run = run(
+        &pipeline,
+        POLICY,
+        &[("raw/customers.csv", CUSTOMERS.as_bytes())],
+    )
+    .await;
     assert_eq!(run.stage("clean").state, StageState::Failed);
     let error = run.error("clean");
     for expected in [
-        "`raw`", "age", "range", "plan", "allowed", "email", "regex", "note", "max_length", "id",
+        "`raw`",
+        "age",
+        "range",
+        "plan",
+        "allowed",
+        "email",
+        "regex",
+        "note",
+        "max_length",
+        "id",
     ] {
         assert!(error.contains(expected), "missing {expected}: {error}");
     }
@@ -224,7 +238,12 @@ stages:
 "#,
         contract("quarantine")
     );
-    let run = run(&pipeline, POLICY, &[("raw/customers.csv", CUSTOMERS.as_bytes())]).await;
+    let run = run(
+        &pipeline,
+        POLICY,
+        &[("raw/customers.csv", CUSTOMERS.as_bytes())],
+    )
+    .await;
     run.assert_succeeded("check");
     // Bad: 2 (age 17), 3 (plan gold), 4 (email), 5 (note too long),
     // the second 5 (duplicate key), 7 (null email).
@@ -240,7 +259,10 @@ stages:
         .values()
         .to_vec();
     assert_eq!(row_numbers, vec![1, 2, 3, 4, 5, 6]);
-    let why = batch.column_by_name("weir_violations").unwrap().as_string::<i32>();
+    let why = batch
+        .column_by_name("weir_violations")
+        .unwrap()
+        .as_string::<i32>();
     assert!(why.value(0).contains("age:range"), "{}", why.value(0));
     assert!(why.value(1).contains("plan:allowed"), "{}", why.value(1));
     assert!(why.value(2).contains("email:regex"), "{}", why.value(2));
@@ -288,7 +310,11 @@ stages:
     )
     .await;
     assert_eq!(run1.stage("pick").state, StageState::Failed);
-    assert!(run1.error("pick").contains("on write"), "{}", run1.error("pick"));
+    assert!(
+        run1.error("pick").contains("on write"),
+        "{}",
+        run1.error("pick")
+    );
     assert!(run1.error("pick").contains("age"), "{}", run1.error("pick"));
     assert!(!run1.lake().join("out/adults/_weir").exists());
 
@@ -328,7 +354,10 @@ stages:
     let error = run.error("load");
     assert!(error.contains("line 3"), "{error}");
     assert!(error.contains("line 6"), "{error}");
-    assert!(!error.contains("line 5"), "an empty field is a null: {error}");
+    assert!(
+        !error.contains("line 5"),
+        "an empty field is a null: {error}"
+    );
 }
 
 #[tokio::test]
@@ -466,10 +495,7 @@ async fn select_star_a_cte_a_subquery_and_a_join_never_reveal_hidden_or_masked_v
 #[tokio::test]
 async fn masked_output_is_checked_value_by_value() {
     use hmac::{Hmac, Mac};
-    let run = people_stage(&sql_stage(
-        "SELECT id, name, email FROM people ORDER BY id",
-    ))
-    .await;
+    let run = people_stage(&sql_stage("SELECT id, name, email FROM people ORDER BY id")).await;
     run.assert_succeeded("q");
     let batch = arrow::compute::concat_batches(
         &run.rows("out/x").await[0].schema(),
@@ -481,10 +507,10 @@ async fn masked_output_is_checked_value_by_value() {
     let names = names.as_string::<i32>();
     assert!(names.iter().all(|n| n == Some("[redacted]")), "{names:?}");
     // hash = hex(HMAC-SHA256(pipeline key, value)); pipeline key =
-    // HMAC-SHA256(master, "weir mask key v1\0" ‖ pipeline name).
+    // HMAC-SHA256(master, "weir mask key v1\0" ‖ principal "/" pipeline).
     let master = std::fs::read(run.dir.path().join("state/keys/mask/mask-key")).unwrap();
     let mut derive = Hmac::<sha2::Sha256>::new_from_slice(&master).unwrap();
-    derive.update(b"weir mask key v1\0t");
+    derive.update(b"weir mask key v1\0svc-t/t");
     let key = derive.finalize().into_bytes();
     let expected = |value: &str| {
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
@@ -536,4 +562,126 @@ async fn a_command_sees_only_the_permitted_columns_of_a_materialized_input() {
     assert!(!seen.contains("111-11-1111"), "{seen}");
     assert!(!seen.contains("ann@example.com"), "{seen}");
     assert!(seen.contains("[redacted]"), "{seen}");
+}
+
+/// `people` with a contract that quarantines, read by a stage that may not
+/// see `ssn` and sees `email` hashed.
+fn people_with_contract(extra_rules: &str) -> String {
+    format!(
+        r#"datasets:
+  people:
+    store: lake
+    path: raw/people.csv
+    contract:
+      on_violation: quarantine
+      quarantine: rejected
+      columns:
+        id: {{ type: int64, range: {{ max: 2 }} }}
+        name: string
+        email: string
+        ssn: {{ type: string{extra_rules} }}
+        dept: string
+  depts: {{ store: lake, path: raw/depts.csv }}
+  out: {{ store: lake, path: out/x }}
+  rejected: {{ store: lake, path: out/rejected }}
+stages:
+  - name: q
+    kind: validate
+    inputs: [people]
+    outputs: [out, rejected]
+"#
+    )
+}
+
+#[tokio::test]
+async fn quarantined_rows_get_the_reading_stages_column_limits() {
+    let run = run(
+        &people_with_contract(""),
+        COLUMN_POLICY,
+        &[("raw/people.csv", PEOPLE.as_bytes())],
+    )
+    .await;
+    run.assert_succeeded("q");
+    assert_eq!(run.ids("out/x").await, vec![1, 2]);
+    let rejected = run.rows("out/rejected").await;
+    let text = arrow::util::pretty::pretty_format_batches(&rejected)
+        .unwrap()
+        .to_string();
+    assert!(
+        rejected[0].schema().field_with_name("ssn").is_err(),
+        "{text}"
+    );
+    assert!(
+        rejected[0]
+            .schema()
+            .field_with_name("weir_violations")
+            .is_ok(),
+        "{text}"
+    );
+    for secret in ["333-33-3333", "ann@example.com", "Cy"] {
+        assert!(!text.contains(secret), "{secret} in\n{text}");
+    }
+    assert!(text.contains("id:range"), "{text}");
+}
+
+#[tokio::test]
+async fn rules_on_a_column_the_stage_cannot_see_are_not_an_oracle() {
+    // Every ssn breaks this rule; a stage that cannot see ssn must learn
+    // nothing from it: no failure, no quarantined row, no count.
+    let run = run(
+        &people_with_contract(", regex: '^9'"),
+        COLUMN_POLICY,
+        &[("raw/people.csv", PEOPLE.as_bytes())],
+    )
+    .await;
+    run.assert_succeeded("q");
+    let check = &run.stage("q").checks[0];
+    assert_eq!(
+        (check.rows, check.bad),
+        (3, 1),
+        "only id 3 breaks a visible rule"
+    );
+    let rejected = run.rows("out/rejected").await;
+    let text = arrow::util::pretty::pretty_format_batches(&rejected)
+        .unwrap()
+        .to_string();
+    assert!(!text.contains("ssn"), "{text}");
+}
+
+#[tokio::test]
+async fn an_empty_contracted_output_is_committed() {
+    let pipeline = r#"datasets:
+  raw: { store: lake, path: raw/customers.csv }
+  none:
+    store: lake
+    path: out/none
+    contract:
+      columns: { id: int64 }
+  none_csv:
+    store: lake
+    path: out/none_csv
+    format: csv
+    contract:
+      columns: { id: int64 }
+stages:
+  - name: pick
+    kind: sql
+    inputs: [raw]
+    outputs: [none]
+    sql: SELECT id FROM raw WHERE id < 0
+  - name: pick-csv
+    kind: sql
+    inputs: [raw]
+    outputs: [none_csv]
+    sql: SELECT id FROM raw WHERE id < 0
+"#;
+    let run = run(
+        pipeline,
+        POLICY,
+        &[("raw/customers.csv", CUSTOMERS.as_bytes())],
+    )
+    .await;
+    run.assert_succeeded("pick");
+    run.assert_succeeded("pick-csv");
+    assert!(run.ids("out/none").await.is_empty());
 }

@@ -19,9 +19,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use weir_auth::SecretString;
 use weir_engine::Database;
 use weir_engine::record::{
-    CheckPoint, ContractCheck,
-    FileRunStore, OutputRecord, PostgresRunStore, RunRecord, RunStatus, RunStore, StageRecord,
-    StageState,
+    CheckPoint, ContractCheck, FileRunStore, OutputRecord, PostgresRunStore, RunRecord, RunStatus,
+    RunStore, StageRecord, StageState,
 };
 
 const ENV: &str = "WEIR_TEST_POSTGRES_URL";

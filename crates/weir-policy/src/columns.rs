@@ -1,6 +1,6 @@
 //! Combining column rules: those of the grants that justify one scope entry
-//! (at plan time), or those of the scope entries that cover one dataset (in
-//! the reader).
+//! or lie inside it (at plan time), or those of the scope entries that cover
+//! one dataset or lie inside it (in the reader).
 //!
 //! The result lets through only what *every* rule lets through:
 //!
@@ -12,8 +12,14 @@
 //!   is dropped as moot.
 //! - `mask`s unite; when two rules mask one column differently the stronger
 //!   wins (`null` > `redact` > `hash`). A mask on a column the result hides
-//!   is dropped.
+//!   is dropped. A mask on a column the result lets through only in part
+//!   (`mask: {contact: redact}` with `allow: [contact.email]`) moves onto
+//!   each allowed name inside it: a mask goes only with all it covers.
 //! - `grants` unite, sorted.
+//!
+//! So whatever one rule hides, the result hides, and wherever one rule
+//! masks a column (or what contains it), the result masks it at least as
+//! strongly.
 //!
 //! A rule that is absent restricts nothing; no rule at all is no
 //! restriction. Names match ignoring case, as everywhere in column rules.
@@ -44,8 +50,7 @@ pub fn combine<'a>(
         }
         deny.extend(rule.deny.iter().cloned());
         for (column, m) in &rule.mask {
-            let slot = mask.entry(column.clone()).or_insert(*m);
-            *slot = (*slot).max(*m);
+            add_mask(&mut mask, column, *m);
         }
         grants.extend(rule.grants.iter().cloned());
     }
@@ -78,14 +83,37 @@ pub fn combine<'a>(
         mask: BTreeMap::new(),
         grants,
     };
-    out.mask = mask
-        .into_iter()
-        .filter(|(column, _)| out.readable(column))
-        .collect();
+    let mut kept = BTreeMap::new();
+    for (column, m) in mask {
+        if out.readable(&column) {
+            add_mask(&mut kept, &column, m);
+        } else {
+            // Not readable whole, yet the allow list may let through names
+            // inside it (`allow: [contact.email]` under `mask: {contact: ..}`):
+            // each of those keeps the mask. Allowed names are readable.
+            let inside = out.allow.iter().flatten();
+            for allowed in inside.filter(|a| ColumnRule::covers(&column, a)) {
+                add_mask(&mut kept, allowed, m);
+            }
+        }
+    }
+    out.mask = kept;
     if out.allow.is_none() && out.deny.is_empty() && out.mask.is_empty() {
         return Ok(None);
     }
     Ok(Some(out))
+}
+
+/// Masks `column` with `m`, or with the stronger of `m` and the mask
+/// already on it (under any spelling).
+fn add_mask(masks: &mut BTreeMap<String, weir_auth::Mask>, column: &str, m: weir_auth::Mask) {
+    let lower = column.to_lowercase();
+    match masks.iter_mut().find(|(k, _)| k.to_lowercase() == lower) {
+        Some((_, slot)) => *slot = (*slot).max(m),
+        None => {
+            masks.insert(column.to_owned(), m);
+        }
+    }
 }
 
 /// The names of `a` inside (or equal to) a name of `b`, and those of `b`
@@ -214,6 +242,50 @@ mod tests {
             deny(&["contact"]),
         ]);
         assert_eq!(nested, Ok(Some(deny(&["contact"]))));
+    }
+
+    #[test]
+    fn a_mask_on_a_struct_moves_onto_the_allowed_fields_inside_it() {
+        // Grant `a` redacts the whole struct `contact`; grant `b` allows only
+        // one of its fields. Alone, `a` never shows `contact.email` in clear.
+        let a = by(
+            masked(ColumnRule::default(), &[("contact", Mask::Redact)]),
+            "a",
+        );
+        let b = by(allow(&["id", "contact.email"]), "b");
+        for rules in [[a.clone(), b.clone()], [b.clone(), a.clone()]] {
+            let combined = combine(&rules).unwrap().unwrap();
+            assert_eq!(
+                combined.allow,
+                Some(vec!["contact.email".to_owned(), "id".to_owned()])
+            );
+            assert_eq!(
+                combined.mask.into_iter().collect::<Vec<_>>(),
+                vec![("contact.email".to_owned(), Mask::Redact)]
+            );
+        }
+        // Onto each allowed field, the stronger mask winning where one is
+        // already there; a mask on a hidden column still goes.
+        let c = masked(
+            ColumnRule::default(),
+            &[("Contact.Email", Mask::Null), ("contact.phone", Mask::Hash)],
+        );
+        let d = allow(&["id", "contact.email", "contact.phone", "contact.fax"]);
+        let e = masked(deny(&["contact.fax"]), &[("ssn", Mask::Null)]);
+        let combined = combine(&[a, c, d, e]).unwrap().unwrap();
+        assert_eq!(
+            combined.allow,
+            Some(vec![
+                "contact.email".to_owned(),
+                "contact.phone".to_owned(),
+                "id".to_owned()
+            ])
+        );
+        assert_eq!(combined.mask_for("contact.email"), Some(Mask::Null));
+        assert_eq!(combined.mask_for("contact.phone"), Some(Mask::Redact));
+        assert_eq!(combined.mask_for("id"), None);
+        assert!(!combined.mask.contains_key("ssn"));
+        assert!(combined.validate().is_ok());
     }
 
     #[test]

@@ -96,9 +96,11 @@ impl From<CompiledScope> for Scope {
 /// An allow grant justifies an entry only if it covers the dataset's path
 /// *and everything below it* (a pattern ending in `**`); a deny grant
 /// forbids it if it matches the path or anything below it. Column rules of
-/// all allow grants covering the entry are combined (see
-/// [`crate::columns`]: allow lists intersect, deny lists and masks unite,
-/// the stronger mask wins) and name those grants.
+/// all allow grants covering the entry, and of the `read` allow grants that
+/// match the path or anything below it (whose objects the stage reads as
+/// part of the dataset), are combined (see [`crate::columns`]: allow lists
+/// intersect, deny lists and masks unite, the stronger mask wins) and name
+/// those grants.
 ///
 /// # Errors
 ///
@@ -296,9 +298,18 @@ fn justify(
                 Effect::Deny if touches(g, store, path, PathPattern::intersects_prefix) => {
                     deny.get_or_insert(g);
                 }
-                Effect::Allow if touches(g, store, path, PathPattern::covers_prefix) => {
-                    allow.get_or_insert(g);
-                    if !contributors.contains(&g.id.as_str()) {
+                Effect::Allow => {
+                    let covers = touches(g, store, path, PathPattern::covers_prefix);
+                    if covers {
+                        allow.get_or_insert(g);
+                    }
+                    // A grant on paths inside the dataset justifies nothing,
+                    // but the stage reads those objects as part of the
+                    // dataset: their column limits apply to it too.
+                    let limits = covers
+                        || (action == Action::Read
+                            && touches(g, store, path, PathPattern::intersects_prefix));
+                    if limits && !contributors.contains(&g.id.as_str()) {
                         contributors.push(&g.id);
                         j.column_rules
                             .extend(g.columns.iter().map(|rule| ColumnRule {

@@ -329,3 +329,159 @@ fn disjoint_allow_lists_are_a_gap() {
         gaps[0].reason
     );
 }
+
+/// A pipeline whose one input lies above the data a column-limited grant
+/// covers: `raw` holds `raw/customers/*.csv`.
+const OUTER_PIPELINE: &str = r#"
+name: outer
+principal: svc-customer-features
+stores:
+  lake: { url: ../examples/data }
+datasets:
+  raw_all: { store: lake, path: raw }
+  out: { store: lake, path: curated/out }
+stages:
+  - { name: read-all, kind: sql, inputs: [raw_all], outputs: [out], sql: SELECT 1 }
+"#;
+
+fn outer_policy(extra: &str) -> PolicySet {
+    policy(&format!(
+        r#"
+version: 1
+stores:
+  lake: {{ url: ../examples/data }}
+principals:
+  svc-customer-features: {{ kind: service }}
+  svc-other: {{ kind: service }}
+grants:
+  - id: raw-all
+    principal: svc-customer-features
+    effect: allow
+    actions: [read]
+    resources:
+      - {{ store: lake, path: "raw/**" }}
+  - id: curated
+    principal: svc-customer-features
+    effect: allow
+    actions: [read, write, delete]
+    resources:
+      - {{ store: lake, path: "curated/**" }}
+  - id: pii
+    principal: svc-customer-features
+    effect: allow
+    actions: [read]
+    resources:
+      - {{ store: lake, path: "raw/customers/**" }}
+    columns: {{ deny: [ssn], mask: {{ email: hash }} }}
+{extra}"#
+    ))
+}
+
+fn outer_columns(policy: &PolicySet, day: NaiveDate) -> Option<ColumnRule> {
+    let p = weir_spec::load_str("p.yaml", OUTER_PIPELINE, Path::new("/w/pipelines"))
+        .unwrap()
+        .pipeline;
+    let compiled = compile_stage(policy, &p, p.stage("read-all").unwrap(), day).unwrap();
+    assert_eq!(compiled.grant_for("raw_all", Action::Read), Some("raw-all"));
+    compiled.entries()[0].entry.columns.clone()
+}
+
+#[test]
+fn a_column_limited_grant_inside_a_dataset_limits_the_dataset() {
+    // `raw-all` alone justifies `raw`, but the stage then reads
+    // raw/customers/*.csv, which `pii` shows only without `ssn`.
+    let mut expected = ColumnRule {
+        grants: vec!["pii".into()],
+        ..ColumnRule::deny(["ssn"])
+    };
+    expected.mask.insert("email".into(), Mask::Hash);
+    assert_eq!(
+        outer_columns(&outer_policy(""), today()),
+        Some(expected.clone())
+    );
+
+    // Every grant inside the path counts, whatever its pattern, and the
+    // limits combine as for justifying grants.
+    let more = r#"  - id: cards
+    principal: svc-customer-features
+    effect: allow
+    actions: [read]
+    resources:
+      - { store: lake, path: "raw/*/cards.csv" }
+    columns: { deny: [card], mask: { email: redact } }
+"#;
+    let rule = outer_columns(&outer_policy(more), today()).unwrap();
+    assert_eq!(rule.deny, ["card", "ssn"]);
+    assert_eq!(rule.mask.get("email"), Some(&Mask::Redact));
+    assert_eq!(rule.grants, ["cards", "pii"]);
+}
+
+#[test]
+fn grants_that_cannot_be_used_to_read_inside_the_dataset_limit_nothing() {
+    let unrelated = r#"  - id: write-only
+    principal: svc-customer-features
+    effect: allow
+    actions: [write]
+    resources:
+      - { store: lake, path: "raw/customers/**" }
+    columns: { deny: [id] }
+  - id: someone-else
+    principal: svc-other
+    effect: allow
+    actions: [read]
+    resources:
+      - { store: lake, path: "raw/customers/**" }
+    columns: { deny: [name] }
+  - id: sibling
+    principal: svc-customer-features
+    effect: allow
+    actions: [read]
+    resources:
+      - { store: lake, path: "raw_archive/**" }
+      - { store: lake, path: "raws/**" }
+    columns: { deny: [age] }
+  - id: expired
+    principal: svc-customer-features
+    effect: allow
+    actions: [read]
+    resources:
+      - { store: lake, path: "raw/old/**" }
+    columns: { deny: [city] }
+    expires: 2026-04-30
+"#;
+    let rule = outer_columns(&outer_policy(unrelated), today()).unwrap();
+    assert_eq!(rule.deny, ["ssn"]);
+    assert_eq!(rule.grants, ["pii"]);
+    // The expired grant counted while it was in force.
+    let earlier = NaiveDate::from_ymd_opt(2026, 4, 30).unwrap();
+    let rule = outer_columns(&outer_policy(unrelated), earlier).unwrap();
+    assert_eq!(rule.deny, ["city", "ssn"]);
+}
+
+#[test]
+fn a_sub_path_allow_list_disjoint_from_another_is_a_gap_for_the_outer_dataset() {
+    let narrow = r#"  - id: orders-only
+    principal: svc-customer-features
+    effect: allow
+    actions: [read]
+    resources:
+      - { store: lake, path: "raw/orders/**" }
+    columns: { allow: [ssn] }
+"#;
+    let p = weir_spec::load_str("p.yaml", OUTER_PIPELINE, Path::new("/w/pipelines"))
+        .unwrap()
+        .pipeline;
+    let gaps = compile_stage(
+        &outer_policy(narrow),
+        &p,
+        p.stage("read-all").unwrap(),
+        today(),
+    )
+    .unwrap_err();
+    assert_eq!(gaps[0].dataset, "raw_all");
+    assert!(
+        matches!(&gaps[0].reason, GapReason::InvalidEntry { reason } if reason.contains("no column")),
+        "{:?}",
+        gaps[0].reason
+    );
+}

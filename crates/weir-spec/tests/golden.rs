@@ -147,7 +147,10 @@ fn example_pipeline_validates_without_warnings() {
     // clean-customers and clean-orders are roots; features waits for both;
     // the split waits for features.
     assert_eq!(p.dag.levels(), &[0, 0, 1, 2]);
-    let customers = p.datasets["customers"].contract.as_ref().expect("a contract");
+    let customers = p.datasets["customers"]
+        .contract
+        .as_ref()
+        .expect("a contract");
     assert_eq!(customers.primary_key, ["customer_id"]);
     assert!(customers.is_sensitive("email"));
     assert_eq!(p.defaults.retries, 1);

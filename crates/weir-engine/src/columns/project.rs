@@ -87,6 +87,11 @@ impl Node {
 /// The reader's plan for `field`, named `name` (a dotted path); `None` if
 /// it is hidden.
 pub(super) fn plan(field: &Field, name: &str, rule: &ColumnRule) -> Option<Node> {
+    plan_in(field, name, None, rule)
+}
+
+/// [`plan`] for a field of the struct named `parent`, if any.
+fn plan_in(field: &Field, name: &str, parent: Option<&str>, rule: &ColumnRule) -> Option<Node> {
     if rule.denied_by(name).is_some() {
         return None;
     }
@@ -95,10 +100,25 @@ pub(super) fn plan(field: &Field, name: &str, rule: &ColumnRule) -> Option<Node>
         .as_ref()
         .is_none_or(|allow| allow.iter().any(|a| ColumnRule::covers(a, name)));
     let node = contents(field, name, rule, whole)?;
-    Some(match rule.mask_for(name) {
+    Some(match mask_for(rule, name, parent) {
         Some(mask) => Node::masked(mask, node),
         None => node,
     })
+}
+
+/// The strongest mask whose name covers `name` ([`ColumnRule::mask_for`]),
+/// leaving out those over `parent`: the struct masks itself whole, so its
+/// fields need not be masked first. A top-level column has no parent, so a
+/// mask on `contact` covers a column literally named `contact.email`.
+fn mask_for(rule: &ColumnRule, name: &str, parent: Option<&str>) -> Option<Mask> {
+    let Some(parent) = parent else {
+        return rule.mask_for(name);
+    };
+    rule.mask
+        .iter()
+        .filter(|(m, _)| ColumnRule::covers(m, name) && !ColumnRule::covers(m, parent))
+        .map(|(_, m)| *m)
+        .max()
 }
 
 /// The plan for what `field` holds, once `field` itself is let through
@@ -112,7 +132,10 @@ fn contents(field: &Field, name: &str, rule: &ColumnRule, whole: bool) -> Option
             let kept: Vec<(usize, Node)> = children
                 .iter()
                 .enumerate()
-                .filter_map(|(i, c)| plan(c, &format!("{name}.{}", c.name()), rule).map(|n| (i, n)))
+                .filter_map(|(i, c)| {
+                    let path = format!("{name}.{}", c.name());
+                    plan_in(c, &path, Some(name), rule).map(|n| (i, n))
+                })
                 .collect();
             if kept.is_empty() {
                 return None;

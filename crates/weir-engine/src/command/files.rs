@@ -176,7 +176,11 @@ async fn materialize(input: &DatasetRef, dir: &FsPath) -> Result<()> {
 }
 
 /// Writes `data` to a new local file in `format`.
-fn write_local(target: &FsPath, format: weir_spec::Format, data: &crate::checks::InputData) -> Result<()> {
+fn write_local(
+    target: &FsPath,
+    format: weir_spec::Format,
+    data: &crate::checks::InputData,
+) -> Result<()> {
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -200,8 +204,10 @@ fn write_local(target: &FsPath, format: weir_spec::Format, data: &crate::checks:
                 .with_header(true)
                 .build(std::io::BufWriter::new(file));
             if data.batches.is_empty() {
-                w.write(&arrow::record_batch::RecordBatch::new_empty(data.schema.clone()))
-                    .map_err(|e| write_error(&e))?;
+                w.write(&arrow::record_batch::RecordBatch::new_empty(
+                    data.schema.clone(),
+                ))
+                .map_err(|e| write_error(&e))?;
             }
             for batch in &data.batches {
                 w.write(batch).map_err(|e| write_error(&e))?;

@@ -126,6 +126,7 @@ impl StageOperator for PipelineOperator {
                 fences: self.broker.fences(),
             }),
             audit: self.audit.clone(),
+            create_mask_key: false,
         };
         let access = AttemptAccess {
             claims: claims.clone(),
