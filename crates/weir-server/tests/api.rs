@@ -421,7 +421,7 @@ async fn an_engineer_runs_a_granted_pipeline_and_follows_it() {
         .await
         .unwrap();
     assert_eq!(record["status"], "succeeded");
-    assert_eq!(record["stages"].as_array().unwrap().len(), 5);
+    assert_eq!(record["stages"].as_array().unwrap().len(), 4);
     // Bad input is a 400 that says what is wrong.
     let bad = s
         .post(
