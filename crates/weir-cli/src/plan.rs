@@ -65,7 +65,23 @@ fn scopes_json(scopes: &[weir_policy::CompiledScope]) -> serde_json::Value {
 fn dataset_ref(p: &Pipeline, name: &str) -> String {
     p.datasets.get(name).map_or_else(
         || name.to_owned(),
-        |d| format!("{name} ({}:{})", d.store, d.path),
+        |d| {
+            let contract = d.contract.as_ref().map_or_else(String::new, |c| {
+                let mut what = format!(" [contract: {} column(s)", c.columns.len());
+                if !c.primary_key.is_empty() {
+                    what.push_str(&format!(", key {}", c.primary_key.join("+")));
+                }
+                if c.strict {
+                    what.push_str(", strict");
+                }
+                if let Some(q) = c.quarantine() {
+                    what.push_str(&format!(", bad rows to {q}"));
+                }
+                what.push(']');
+                what
+            });
+            format!("{name} ({}:{}){contract}", d.store, d.path)
+        },
     )
 }
 
