@@ -84,8 +84,9 @@
 //! # Non-goals
 //!
 //! - Enforcing column rules (`columns: { allow | deny, mask }`): they are
-//!   validated, combined across the justifying grants ([`columns`]) and
-//!   carried into the scope; weir-engine's readers enforce them.
+//!   validated, combined across the justifying grants and the read grants
+//!   on paths inside the dataset ([`columns`]) and carried into the scope;
+//!   weir-engine's readers enforce them.
 //! - Closing the race between the guard's symlink check and the wrapped
 //!   store's own filesystem access (a concurrent local writer swapping in a
 //!   symlink); the guard's check catches symlinks that exist when it runs.
