@@ -281,7 +281,7 @@ fn cell(v: &Option<String>) -> &str {
 
 fn to_table(events: &[AuditEvent]) -> String {
     let mut out = format!(
-        "{:>6}  {:26}  {:24}  {:12}  {:6}  {:28}  {}\n",
+        "{:>6}  {:26}  {:24}  {:14}  {:6}  {:28}  {}\n",
         "SEQ", "TIME", "ACTOR", "ACTION", "RESULT", "RUN/STAGE", "RESOURCE"
     );
     for e in events {
@@ -291,7 +291,7 @@ fn to_table(events: &[AuditEvent]) -> String {
         };
         let at = format!("{}/{}", cell(&e.run), cell(&e.stage));
         out.push_str(&format!(
-            "{:>6}  {:26}  {:24}  {:12}  {:6}  {:28}  {}\n",
+            "{:>6}  {:26}  {:24}  {:14}  {:6}  {:28}  {}\n",
             e.seq,
             e.time.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
             e.actor,
