@@ -116,6 +116,18 @@ impl Attempt<'_> {
             && self.stage.outputs.iter().any(|o| o == name)
     }
 
+    /// The one input of a `validate` or `split` stage (the loader
+    /// guarantees there is exactly one).
+    pub(crate) fn single_input(&self) -> Result<String> {
+        self.stage
+            .inputs
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::Internal {
+                message: format!("{} stage without input", self.stage.kind.name()),
+            })
+    }
+
     /// The outputs the operator itself produces (quarantine datasets excluded).
     pub(crate) fn data_outputs(&self) -> Vec<&String> {
         self.stage

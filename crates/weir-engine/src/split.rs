@@ -32,14 +32,7 @@ pub(crate) async fn run(
     key: &str,
     parts: &[SplitPart],
 ) -> Result<Vec<Staged>> {
-    let input = cx
-        .stage
-        .inputs
-        .first()
-        .cloned()
-        .ok_or_else(|| Error::Internal {
-            message: "split stage without input".into(),
-        })?;
+    let input = cx.single_input()?;
     let data = checks::read_restricted(cx, &input).await?;
     let bounds = upper_bounds(parts);
     let mut per_part: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts.len()];

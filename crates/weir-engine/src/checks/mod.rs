@@ -220,14 +220,7 @@ pub(crate) async fn check_output(cx: &mut Attempt<'_>, staged: Staged) -> Result
 /// # Errors
 /// As [`read_restricted`], plus write errors.
 pub(crate) async fn run_validate(cx: &mut Attempt<'_>) -> Result<Vec<Staged>> {
-    let input = cx
-        .stage
-        .inputs
-        .first()
-        .cloned()
-        .ok_or_else(|| Error::Internal {
-            message: "validate stage without input".into(),
-        })?;
+    let input = cx.single_input()?;
     let data = read_restricted(cx, &input).await?;
     let Some(output) = cx.data_outputs().first().map(|s| (*s).clone()) else {
         return Ok(Vec::new());
