@@ -17,44 +17,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date.
 pub(crate) fn parse_date(value: &str) -> Option<i32> {
-    let b = value.as_bytes();
-    if b.len() != 10 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
-        return None;
-    }
-    let year = digits(value.get(0..4)?)?;
-    let month = digits(value.get(5..7)?)?;
-    let day = digits(value.get(8..10)?)?;
-    days_from_civil(year, month, day).and_then(|d| i32::try_from(d).ok())
-}
-
-/// Howard Hinnant's `days_from_civil`, after checking the day exists.
-fn days_from_civil(year: i64, month: i64, day: i64) -> Option<i64> {
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days_in_month = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if !(1..=days_in_month).contains(&day) {
-        return None;
-    }
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
-}
-
-/// ASCII digits only (no sign), as a number.
-fn digits(s: &str) -> Option<i64> {
-    if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+    weir_spec::calendar::parse_date(value).and_then(|d| i32::try_from(d).ok())
 }
 
 /// A time read from text.
@@ -69,58 +32,10 @@ pub(crate) struct Time {
 
 /// Reads a timestamp (see the module docs).
 pub(crate) fn parse_timestamp(value: &str) -> Option<Time> {
-    let days = i128::from(parse_date(value.get(..10)?)?);
-    if !matches!(value.get(10..11)?, "T" | "t" | " ") {
-        return None;
-    }
-    let time = value.get(11..19)?;
-    let tb = time.as_bytes();
-    if tb.get(2) != Some(&b':') || tb.get(5) != Some(&b':') {
-        return None;
-    }
-    let (h, m, s) = (
-        digits(time.get(0..2)?)?,
-        digits(time.get(3..5)?)?,
-        digits(time.get(6..8)?)?,
-    );
-    if h > 23 || m > 59 || s > 59 {
-        return None;
-    }
-    let mut rest = value.get(19..)?;
-    let mut frac: i128 = 0;
-    if let Some(after) = rest.strip_prefix('.') {
-        let len = after.bytes().take_while(u8::is_ascii_digit).count();
-        if !(1..=9).contains(&len) {
-            return None;
-        }
-        let scale = 10i128.pow(u32::try_from(9 - len).ok()?);
-        frac = i128::from(digits(after.get(..len)?)?) * scale;
-        rest = after.get(len..)?;
-    }
-    let offset_secs: Option<i64> = match rest {
-        "" => None,
-        "Z" | "z" => Some(0),
-        _ => {
-            let sign = match rest.get(..1)? {
-                "+" => 1,
-                "-" => -1,
-                _ => return None,
-            };
-            if rest.len() != 6 || rest.get(3..4)? != ":" {
-                return None;
-            }
-            let (oh, om) = (digits(rest.get(1..3)?)?, digits(rest.get(4..6)?)?);
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            Some(sign * (oh * 3600 + om * 60))
-        }
-    };
-    let secs =
-        days * 86_400 + i128::from(h * 3600 + m * 60 + s) - i128::from(offset_secs.unwrap_or(0));
+    let t = weir_spec::calendar::parse_timestamp(value)?;
     Some(Time {
-        nanos: secs * 1_000_000_000 + frac,
-        zoned: offset_secs.is_some(),
+        nanos: i128::from(t.secs) * 1_000_000_000 + i128::from(t.nanos),
+        zoned: t.offset_secs.is_some(),
     })
 }
 

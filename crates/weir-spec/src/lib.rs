@@ -48,6 +48,7 @@
     )
 )]
 
+pub mod calendar;
 mod column;
 mod column_type;
 mod command;

@@ -271,40 +271,7 @@ fn normalize(value: &str) -> String {
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date, if it is one.
 pub(crate) fn date(value: &str) -> Option<i64> {
-    let bytes = value.as_bytes();
-    if bytes.len() != 10 || bytes.get(4) != Some(&b'-') || bytes.get(7) != Some(&b'-') {
-        return None;
-    }
-    let year: i64 = digits(value.get(0..4)?)?;
-    let month: i64 = digits(value.get(5..7)?)?;
-    let day: i64 = digits(value.get(8..10)?)?;
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days_in_month = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if !(1..=days_in_month).contains(&day) {
-        return None;
-    }
-    // Howard Hinnant's days_from_civil.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
-}
-
-/// A whole number written with ASCII digits only.
-fn digits(s: &str) -> Option<i64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+    crate::calendar::parse_date(value)
 }
 
 /// A point in time read from a contract literal.
@@ -318,63 +285,17 @@ pub(crate) struct Instant {
 }
 
 /// Reads `YYYY-MM-DDTHH:MM:SS[.f]Z|±HH:MM` (RFC 3339) or
-/// `YYYY-MM-DD HH:MM:SS[.f]` with an optional offset.
+/// `YYYY-MM-DD HH:MM:SS[.f]` with an optional offset. The `T` form needs
+/// an offset (RFC 3339 has no local times).
 pub(crate) fn timestamp(value: &str) -> Option<Instant> {
-    let days = date(value.get(..10)?)?;
-    let sep = value.get(10..11)?;
-    let time = value.get(11..19)?;
-    let tb = time.as_bytes();
-    if tb.get(2) != Some(&b':') || tb.get(5) != Some(&b':') {
+    let t = crate::calendar::parse_timestamp(value)?;
+    if t.t_separator && t.offset_secs.is_none() {
         return None;
     }
-    let (h, m, s) = (
-        digits(time.get(0..2)?)?,
-        digits(time.get(3..5)?)?,
-        digits(time.get(6..8)?)?,
-    );
-    if h > 23 || m > 59 || s > 59 {
-        return None;
-    }
-    let mut rest = value.get(19..)?;
-    let mut nanos = 0u32;
-    if let Some(after) = rest.strip_prefix('.') {
-        let len = after.bytes().take_while(u8::is_ascii_digit).count();
-        if !(1..=9).contains(&len) {
-            return None;
-        }
-        let frac = after.get(..len)?;
-        nanos = u32::try_from(digits(frac)?).ok()? * 10u32.pow(u32::try_from(9 - len).ok()?);
-        rest = after.get(len..)?;
-    }
-    let offset = match rest {
-        "" => None,
-        "Z" | "z" => Some(0),
-        _ => {
-            let sign = match rest.get(..1)? {
-                "+" => 1,
-                "-" => -1,
-                _ => return None,
-            };
-            if rest.len() != 6 || rest.get(3..4)? != ":" {
-                return None;
-            }
-            let (oh, om) = (digits(rest.get(1..3)?)?, digits(rest.get(4..6)?)?);
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            Some(sign * (oh * 3600 + om * 60))
-        }
-    };
-    match (sep, offset) {
-        ("T" | "t", None) => return None,
-        ("T" | "t" | " ", _) => {}
-        _ => return None,
-    }
-    let secs = days * 86_400 + h * 3600 + m * 60 + s - offset.unwrap_or(0);
     Some(Instant {
-        zoned: offset.is_some(),
-        secs,
-        nanos,
+        zoned: t.offset_secs.is_some(),
+        secs: t.secs,
+        nanos: t.nanos,
     })
 }
 
