@@ -60,6 +60,28 @@ fn tokens(c: &mut Criterion) {
                 .expect("verify")
         })
     });
+    for n in [16_usize, 64] {
+        let batch: Vec<String> = (0..n)
+            .map(|_| {
+                minter
+                    .mint(request())
+                    .expect("mint")
+                    .token
+                    .expose()
+                    .to_owned()
+            })
+            .collect();
+        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(format!("verify_uncached_batch_{n}"), |b| {
+            b.iter(|| {
+                let out = uncached.verify_batch(black_box(&refs), NOW);
+                assert!(out.iter().all(Result::is_ok));
+                out
+            })
+        });
+    }
+    group.throughput(Throughput::Elements(1));
     group.bench_function("verify_cached", |b| {
         b.iter(|| {
             cached
@@ -70,10 +92,62 @@ fn tokens(c: &mut Criterion) {
     group.finish();
 }
 
+/// The Ed25519 arithmetic alone (ed25519-dalek, no JWT): what a verify or a
+/// mint cannot go below, and what decoding a key on every call costs.
+fn ed25519_floor(c: &mut Criterion) {
+    use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+    use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+
+    let signing = SigningKey::from_bytes(&[7; 32]);
+    let der = signing.to_pkcs8_der().expect("pkcs8");
+    let public = signing.verifying_key().to_bytes();
+    let verifying = VerifyingKey::from_bytes(&public).expect("public key");
+    let message = [b'x'; 400];
+    let signature = signing.sign(&message);
+
+    let mut group = c.benchmark_group("ed25519_floor");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("verify", |b| {
+        b.iter(|| {
+            verifying
+                .verify(black_box(&message), &signature)
+                .expect("valid")
+        })
+    });
+    group.bench_function("verify_strict", |b| {
+        b.iter(|| {
+            verifying
+                .verify_strict(black_box(&message), &signature)
+                .expect("valid")
+        })
+    });
+    group.bench_function("decode_public_key", |b| {
+        b.iter(|| VerifyingKey::from_bytes(black_box(&public)).expect("public key"))
+    });
+    for n in [16_usize, 64, 256] {
+        let messages: Vec<&[u8]> = vec![&message[..]; n];
+        let signatures = vec![signature; n];
+        let keys = vec![verifying; n];
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(format!("verify_batch_{n}"), |b| {
+            b.iter(|| {
+                ed25519_dalek::verify_batch(black_box(&messages), &signatures, &keys)
+                    .expect("valid")
+            })
+        });
+    }
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("sign", |b| b.iter(|| signing.sign(black_box(&message))));
+    group.bench_function("decode_private_key", |b| {
+        b.iter(|| SigningKey::from_pkcs8_der(black_box(der.as_bytes())).expect("pkcs8"))
+    });
+    group.finish();
+}
+
 // The macro defines an undocumented `pub fn`; keep it in a private module.
 #[allow(missing_docs, unreachable_pub)]
 mod entry {
-    criterion::criterion_group!(benches, super::tokens);
+    criterion::criterion_group!(benches, super::tokens, super::ed25519_floor);
 }
 
 criterion_main!(entry::benches);

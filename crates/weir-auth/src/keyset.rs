@@ -163,6 +163,8 @@ impl StageKeySet {
         let retain = i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX);
         write_private(&self.dir, &pem_name(&active.kid), pem(&signing)?.as_bytes())?;
         let old = std::mem::replace(&mut self.active, active);
+        // The old private key signs nothing more: drop its decoded copy.
+        crate::jwt_crypto::forget_signing_keys();
         self.previous.push(PreviousKey {
             kid: old.kid.clone(),
             public: old.public,

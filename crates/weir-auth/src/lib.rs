@@ -114,6 +114,7 @@ mod compact;
 pub mod envelope;
 mod error;
 mod jws;
+mod jwt_crypto;
 mod keyset;
 mod kid;
 mod path;

@@ -263,6 +263,7 @@ impl Minter {
         let (kid, key) = self.keys.signing_key();
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.as_str().to_owned());
+        crate::jwt_crypto::install();
         let token = jsonwebtoken::encode(&header, &claims, key).map_err(|_| Error::Signing)?;
         let token = SecretString::new(token);
         if token.len() > MAX_TOKEN_BYTES {

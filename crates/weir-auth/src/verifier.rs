@@ -14,7 +14,7 @@ use crate::cache::{self, VerifiedCache};
 use crate::clock::{Clock, SystemClock};
 use crate::compact::STAGE_HEADER;
 use crate::error::{Error, Result};
-use crate::jws::{self, Unverified};
+use crate::jws::{self, EdKey, Unverified};
 use crate::kid::Kid;
 use crate::revocation::{InMemoryRevocationList, RevocationList};
 use crate::times::{TimePolicy, Validity};
@@ -103,10 +103,10 @@ impl VerifierConfig {
     }
 }
 
+/// A stage-token key: Ed25519 only, so the algorithm is bound to it by
+/// type (`EdDSA`).
 struct VerifyKey {
-    /// The one algorithm this key verifies; the header's `alg` must name it.
-    algorithm: Algorithm,
-    decoding: DecodingKey,
+    ed: EdKey,
 }
 
 /// Verifies stage tokens. Holds public keys only: a worker holding a
@@ -152,10 +152,14 @@ impl StageVerifier {
             .into_iter()
             .map(|(kid, x)| {
                 let key = VerifyKey {
-                    algorithm: Algorithm::EdDSA,
-                    // For the Ed family jsonwebtoken takes the raw 32-byte key
-                    // here (the same bytes `from_ed_components` decodes to).
-                    decoding: DecodingKey::from_ed_der(&x),
+                    ed: EdKey {
+                        // For the Ed family jsonwebtoken takes the raw 32-byte
+                        // key here (the bytes `from_ed_components` decodes to).
+                        decoding: DecodingKey::from_ed_der(&x),
+                        // Decompressed once for batches; a key that does not
+                        // decompress fails every token in the single check.
+                        point: ed25519_dalek::VerifyingKey::from_bytes(&x).ok(),
+                    },
                 };
                 (kid, key)
             })
@@ -302,32 +306,91 @@ impl StageVerifier {
     /// [`Error::IssuedInFuture`], [`Error::NotYetValid`], [`Error::Expired`],
     /// [`Error::Revoked`].
     pub fn verify(&self, token: &str, now: i64) -> Result<StageClaims> {
-        jws::check_size(token)?;
-        let key = self.cache.as_ref().map(|_| cache::digest(token));
-        if let (Some(cache), Some(key)) = (&self.cache, &key)
-            && let Some(claims) = cache.get(key, now)
-        {
-            self.check_times(&claims, now)?;
-            self.check_revocation(&claims)?;
-            return Ok(claims);
+        let (unverified, key) = match self.begin(token, now) {
+            Begin::Done(result) => return result,
+            Begin::Signature(unverified, key) => (unverified, key),
+        };
+        let payload = unverified.verify(&key.ed.decoding, Algorithm::EdDSA)?;
+        self.finish(token, &payload, now)
+    }
+
+    /// Verifies many tokens at once and returns, in order, what
+    /// [`verify`](Self::verify) would return for each: every check is the
+    /// same, but the Ed25519 signatures of the tokens not found in the cache
+    /// are checked together, which costs about half as much per token.
+    ///
+    /// A worker draining a batch of tasks calls this. One bad token does not
+    /// fail the others: if the batch equation fails, each signature is
+    /// checked on its own. See `jws::verify_ed25519_batch` for how the batch
+    /// check relates to the single one.
+    pub fn verify_batch(&self, tokens: &[&str], now: i64) -> Vec<Result<StageClaims>> {
+        let mut results: Vec<Option<Result<StageClaims>>> = Vec::with_capacity(tokens.len());
+        let mut pending = Vec::new();
+        for (index, token) in tokens.iter().enumerate() {
+            match self.begin(token, now) {
+                Begin::Done(result) => results.push(Some(result)),
+                Begin::Signature(unverified, key) => {
+                    results.push(None);
+                    pending.push((index, *token, unverified, key));
+                }
+            }
         }
-        let claims = self.verify_uncached(token, now)?;
-        if let (Some(cache), Some(key)) = (&self.cache, key) {
-            cache.insert(key, &claims, now);
+        let items: Vec<(&Unverified<'_>, &EdKey)> =
+            pending.iter().map(|(_, _, u, key)| (u, &key.ed)).collect();
+        let payloads = jws::verify_ed25519_batch(&items);
+        for ((index, token, _, _), payload) in pending.iter().zip(payloads) {
+            if let Some(slot) = results.get_mut(*index) {
+                *slot = Some(payload.and_then(|p| self.finish(token, &p, now)));
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or(Err(Error::Internal {
+                    reason: "batch verification lost a token",
+                }))
+            })
+            .collect()
+    }
+
+    /// Steps 1 to 4 of the type docs: the size cap, a cache hit (answered
+    /// here, after times and revocation), the header and the key.
+    fn begin<'t>(&self, token: &'t str, now: i64) -> Begin<'t, '_> {
+        if let Err(e) = jws::check_size(token) {
+            return Begin::Done(Err(e));
+        }
+        if let Some(cache) = &self.cache
+            && let Some(claims) = cache.get(&cache::digest(token), now)
+        {
+            let checked = self
+                .check_times(&claims, now)
+                .and_then(|()| self.check_revocation(&claims));
+            return Begin::Done(checked.map(|()| claims));
+        }
+        let unverified = match Unverified::parse(token, &STAGE_HEADER) {
+            Ok(u) => u,
+            Err(e) => return Begin::Done(Err(e)),
+        };
+        match self.keys.get(unverified.kid()) {
+            Some(key) => Begin::Signature(unverified, key),
+            None => Begin::Done(Err(Error::UnknownKid {
+                kid: unverified.kid().as_str().to_owned(),
+            })),
+        }
+    }
+
+    /// Steps 6 to 9 on a payload whose signature verified, then caches the
+    /// claims.
+    fn finish(&self, token: &str, payload: &[u8], now: i64) -> Result<StageClaims> {
+        let claims = self.check_claims(payload, now)?;
+        if let Some(cache) = &self.cache {
+            cache.insert(cache::digest(token), &claims, now);
         }
         Ok(claims)
     }
 
-    fn verify_uncached(&self, token: &str, now: i64) -> Result<StageClaims> {
-        let unverified = Unverified::parse(token, &STAGE_HEADER)?;
-        let key = self
-            .keys
-            .get(unverified.kid())
-            .ok_or_else(|| Error::UnknownKid {
-                kid: unverified.kid().as_str().to_owned(),
-            })?;
-        let payload = unverified.verify(&key.decoding, key.algorithm)?;
-        let claims = parse_claims(&payload)?;
+    fn check_claims(&self, payload: &[u8], now: i64) -> Result<StageClaims> {
+        let claims = parse_claims(payload)?;
         if claims.typ != TokenType::Stage {
             return Err(Error::WrongTokenType);
         }
@@ -370,6 +433,14 @@ impl StageVerifier {
             Ok(())
         }
     }
+}
+
+/// Where [`StageVerifier::begin`] left a token.
+enum Begin<'t, 'k> {
+    /// Answered: refused, or found in the cache.
+    Done(Result<StageClaims>),
+    /// Its signature is to be checked under this key.
+    Signature(Unverified<'t>, &'k VerifyKey),
 }
 
 fn parse_claims(payload: &[u8]) -> Result<StageClaims> {

@@ -188,6 +188,7 @@ impl ApiMinter {
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.kid.as_str().to_owned());
+        crate::jwt_crypto::install();
         let token = SecretString::new(
             jsonwebtoken::encode(&header, &claims, &self.key).map_err(|_| Error::Signing)?,
         );
