@@ -18,6 +18,7 @@ pub mod broker;
 pub mod dispatcher;
 pub mod lease;
 pub mod protocol;
+mod token_batch;
 pub mod worker;
 
 pub(crate) use broker::Broker;

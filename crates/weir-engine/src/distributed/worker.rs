@@ -27,6 +27,7 @@ use weir_queue::{Delivery, WorkQueue};
 use super::broker::{Broker, BrokerFence, queue_error};
 use super::dispatcher::Envelopes;
 use super::protocol::{self, PROTOCOL_VERSION, ResultBody, TaskBody, TaskOutcome};
+use super::token_batch::{SharedVerifier, TokenBatcher};
 use crate::audit::Audit;
 use crate::engine::StageOutput;
 use crate::error::{Error, Result};
@@ -147,7 +148,7 @@ impl StageOperator for PipelineOperator {
 pub struct Worker {
     broker: Arc<dyn Broker>,
     envelopes: Envelopes,
-    verifier: RwLock<Arc<StageVerifier>>,
+    verifier: SharedVerifier,
     audit: Audit,
     config: WorkerConfig,
     operator: Arc<dyn StageOperator>,
@@ -188,7 +189,7 @@ impl Worker {
         Ok(Self {
             broker,
             envelopes,
-            verifier: RwLock::new(Arc::new(verifier)),
+            verifier: Arc::new(RwLock::new(Arc::new(verifier))),
             audit,
             config,
             operator,
@@ -203,6 +204,8 @@ impl Worker {
         let tasks = self.broker.tasks();
         let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let reloader = tokio::spawn(reload_keys(self.clone(), stop.clone()));
+        // Tokens of tasks taken together are verified together.
+        let batcher = Arc::new(TokenBatcher::start(self.verifier.clone()));
         tracing::info!(consumer = %self.config.consumer, concurrency = self.config.concurrency, "worker started");
         let mut failures = 0u32;
         while !stop.is_cancelled() {
@@ -237,8 +240,9 @@ impl Worker {
                 };
                 let worker = self.clone();
                 let tasks = tasks.clone();
+                let batcher = batcher.clone();
                 tokio::spawn(async move {
-                    worker.handle(&tasks, delivery).await;
+                    worker.handle(&tasks, &batcher, delivery).await;
                     drop(permit);
                 });
             }
@@ -256,7 +260,7 @@ impl Worker {
     }
 
     /// Handles one delivery from start to acknowledgement.
-    async fn handle(&self, tasks: &Arc<dyn WorkQueue>, delivery: Delivery) {
+    async fn handle(&self, tasks: &Arc<dyn WorkQueue>, batcher: &TokenBatcher, delivery: Delivery) {
         let verdict = if delivery.deliveries > 1 {
             self.answer_lost(&delivery).await
         } else {
@@ -268,7 +272,7 @@ impl Worker {
                         delivery.id,
                         self.config.heartbeat,
                     ));
-                    let outcome = self.execute(&task).await;
+                    let outcome = self.execute(batcher, &task).await;
                     heartbeat.abort();
                     self.reply(&task, outcome).await;
                     Verdict::Done
@@ -324,8 +328,8 @@ impl Worker {
     }
 
     /// Verifies the task's token and runs its stage.
-    async fn execute(&self, task: &TaskBody) -> TaskOutcome {
-        let claims = match self.verify_token(task) {
+    async fn execute(&self, batcher: &TokenBatcher, task: &TaskBody) -> TaskOutcome {
+        let claims = match verify_token(batcher, task).await {
             Ok(claims) => claims,
             Err(e) => {
                 self.refuse("bad_token", &e.to_string()).await;
@@ -355,27 +359,6 @@ impl Worker {
                 error: protocol::cut_error(e.to_string()),
             },
         }
-    }
-
-    /// The token's claims, if it verifies and names this very task.
-    fn verify_token(&self, task: &TaskBody) -> Result<StageClaims> {
-        let verifier = self
-            .verifier
-            .read()
-            .map(|v| v.clone())
-            .map_err(|_| Error::Internal {
-                message: "verifier lock poisoned".into(),
-            })?;
-        let claims = verifier
-            .verify(&task.token, SystemClock.now())
-            .map_err(Error::security)?;
-        if claims.run != task.run_id || claims.stage != task.stage || claims.attempt != task.attempt
-        {
-            return Err(Error::Protocol {
-                message: "the stage token names another run, stage or attempt".into(),
-            });
-        }
-        Ok(claims)
     }
 
     /// Answers a redelivered task with `lost` without running it.
@@ -457,6 +440,17 @@ enum Verdict {
     Done,
     /// Not for this worker (it lacks the key): leave it for another.
     Leave,
+}
+
+/// The token's claims, if it verifies and names this very task.
+async fn verify_token(batcher: &TokenBatcher, task: &TaskBody) -> Result<StageClaims> {
+    let claims = batcher.verify(&task.token).await?;
+    if claims.run != task.run_id || claims.stage != task.stage || claims.attempt != task.attempt {
+        return Err(Error::Protocol {
+            message: "the stage token names another run, stage or attempt".into(),
+        });
+    }
+    Ok(claims)
 }
 
 /// Resets the idle time of a running task until aborted.
