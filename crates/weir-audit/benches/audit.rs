@@ -136,6 +136,62 @@ fn verify_throughput(c: &mut Criterion) {
         });
     });
     group.finish();
+
+    // What reading the same rows costs before any of verify's own work, on
+    // a second connection to the same file: the floor under verify.
+    let floor = rt.block_on(floor_pool(f.sink.path()));
+    let mut group = c.benchmark_group("verify_floor");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.sample_size(10);
+    for (name, sql) in FLOOR_QUERIES {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| {
+                let pool = floor.clone();
+                async move {
+                    let rows = sqlx::query(sql)
+                        .bind("bench")
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                    assert!(!rows.is_empty());
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Reads of the 100k-event chain, from most to least work left to SQLite's
+/// C code: every column fetched through sqlx (what verify reads), one
+/// column fetched, and one aggregate row whose computation reads every row
+/// inside SQLite (no row crosses into Rust).
+const FLOOR_QUERIES: [(&str, &str); 3] = [
+    (
+        "sqlx_fetch_16_columns",
+        "SELECT chain, seq, time_us, actor, run, stage, attempt, action, store, path, decision, \
+         reason, token_id_hmac, origin, prev_hash, hash FROM audit_events WHERE chain = ?1 ORDER BY seq",
+    ),
+    (
+        "sqlx_fetch_1_column",
+        "SELECT seq FROM audit_events WHERE chain = ?1 ORDER BY seq",
+    ),
+    (
+        "sqlite_scan_in_c",
+        "SELECT sum(length(actor) + length(run) + length(path) + length(reason) \
+         + length(token_id_hmac) + length(prev_hash) + length(hash)) FROM audit_events WHERE chain = ?1",
+    ),
+];
+
+async fn floor_pool(db: &std::path::Path) -> sqlx::SqlitePool {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true)
+        .row_buffer_size(4096);
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap()
 }
 
 /// Appends each access decision to a [`SqliteSink`] and waits until it is
