@@ -196,10 +196,16 @@ mod tests {
         cache.insert(digest("new"), &claims(5_000), 0);
         assert_eq!(cache.len(), 64 - 8 + 1);
         for i in 0..8 {
-            assert!(cache.get(&digest(&format!("t{i}")), 0).is_none(), "t{i} kept");
+            assert!(
+                cache.get(&digest(&format!("t{i}")), 0).is_none(),
+                "t{i} kept"
+            );
         }
         for i in 8..64 {
-            assert!(cache.get(&digest(&format!("t{i}")), 0).is_some(), "t{i} dropped");
+            assert!(
+                cache.get(&digest(&format!("t{i}")), 0).is_some(),
+                "t{i} dropped"
+            );
         }
         assert!(cache.get(&digest("new"), 0).is_some());
     }

@@ -132,13 +132,14 @@ impl Dispatcher {
                 panic!("results stopped after {}", done.len());
             }
             let ids: Vec<_> = got.iter().map(|d| d.id).collect();
-            for d in got {
-                let opened = self
-                    .envelopes
-                    .opener
-                    .open(&d.payload, EnvelopeType::Result)
-                    .await
-                    .expect("result opens");
+            // As the engine's dispatcher does: open the batch at once.
+            let opened = futures::future::join_all(
+                got.iter()
+                    .map(|d| self.envelopes.opener.open(&d.payload, EnvelopeType::Result)),
+            )
+            .await;
+            for opened in opened {
+                let opened = opened.expect("result opens");
                 let result = protocol::decode_result(&opened.body).expect("decodes");
                 assert!(
                     matches!(result.outcome, protocol::TaskOutcome::Succeeded { .. }),

@@ -355,8 +355,17 @@ async fn listen(
                 continue;
             }
         };
-        for delivery in deliveries {
-            match opener.open(&delivery.payload, EnvelopeType::Result).await {
+        // Open every result of the batch at once: each claims its nonce in
+        // Redis, and concurrent claims share round trips on the multiplexed
+        // connection instead of waiting one after another.
+        let opened = futures::future::join_all(
+            deliveries
+                .iter()
+                .map(|d| opener.open(&d.payload, EnvelopeType::Result)),
+        )
+        .await;
+        for opened in opened {
+            match opened {
                 Ok(opened) => match protocol::decode_result(&opened.body) {
                     Ok(result) if result.run_id == run_id => {
                         let waiter = waiters
@@ -381,9 +390,12 @@ async fn listen(
                     tracing::warn!(reason = e.reason(), "a result envelope was refused");
                 }
             }
-            if let Err(e) = replies.ack(&delivery.id).await {
-                tracing::warn!(error = %e, "could not acknowledge a result");
-            }
+        }
+        // Every result of the batch has been handled (or refused): one
+        // acknowledgement for all of them.
+        let ids: Vec<_> = deliveries.iter().map(|d| d.id).collect();
+        if let Err(e) = replies.ack_many(&ids).await {
+            tracing::warn!(error = %e, "could not acknowledge results");
         }
     }
 }
