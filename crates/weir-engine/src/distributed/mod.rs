@@ -14,6 +14,7 @@
 //! Every run also holds a lease on each output dataset ([`lease`]), so two
 //! runs never write the same dataset at once.
 
+mod ack_batch;
 pub mod broker;
 pub mod dispatcher;
 pub mod lease;

@@ -24,6 +24,7 @@ use weir_auth::envelope::{EnvelopeError, EnvelopeType};
 use weir_auth::{Clock, StageClaims, StageKeySet, StageVerifier, SystemClock, VerifierConfig};
 use weir_queue::{Delivery, WorkQueue};
 
+use super::ack_batch::{AckHandle, Acker};
 use super::broker::{Broker, BrokerFence, queue_error};
 use super::dispatcher::Envelopes;
 use super::protocol::{self, PROTOCOL_VERSION, ResultBody, TaskBody, TaskOutcome};
@@ -206,6 +207,8 @@ impl Worker {
         let reloader = tokio::spawn(reload_keys(self.clone(), stop.clone()));
         // Tokens of tasks taken together are verified together.
         let batcher = Arc::new(TokenBatcher::start(self.verifier.clone()));
+        // Acknowledgements of handled tasks go out together.
+        let acker = Acker::start(tasks.clone());
         tracing::info!(consumer = %self.config.consumer, concurrency = self.config.concurrency, "worker started");
         let mut failures = 0u32;
         while !stop.is_cancelled() {
@@ -241,8 +244,9 @@ impl Worker {
                 let worker = self.clone();
                 let tasks = tasks.clone();
                 let batcher = batcher.clone();
+                let ack = acker.handle();
                 tokio::spawn(async move {
-                    worker.handle(&tasks, &batcher, delivery).await;
+                    worker.handle(&tasks, &batcher, &ack, delivery).await;
                     drop(permit);
                 });
             }
@@ -252,6 +256,7 @@ impl Worker {
             .acquire_many(u32::try_from(self.config.concurrency.max(1)).unwrap_or(1))
             .await;
         reloader.abort();
+        acker.finish().await;
         if let Err(e) = self.audit.checkpoint().await {
             tracing::warn!(error = %e, "could not sign an audit checkpoint as the worker stopped");
         }
@@ -260,7 +265,13 @@ impl Worker {
     }
 
     /// Handles one delivery from start to acknowledgement.
-    async fn handle(&self, tasks: &Arc<dyn WorkQueue>, batcher: &TokenBatcher, delivery: Delivery) {
+    async fn handle(
+        &self,
+        tasks: &Arc<dyn WorkQueue>,
+        batcher: &TokenBatcher,
+        ack: &AckHandle,
+        delivery: Delivery,
+    ) {
         let verdict = if delivery.deliveries > 1 {
             self.answer_lost(&delivery).await
         } else {
@@ -286,9 +297,7 @@ impl Worker {
             // can open ends in the dead letters. Never silently dropped.
             return;
         }
-        if let Err(e) = tasks.ack(&delivery.id).await {
-            tracing::warn!(error = %e, "could not acknowledge a task; it may be redelivered and answered `lost`");
-        }
+        ack.ack(delivery.id);
     }
 
     /// Opens and decodes a first delivery; refusals are audited.
