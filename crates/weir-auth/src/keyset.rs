@@ -216,20 +216,20 @@ impl StageKeySet {
     /// "OKP", "crv": "Ed25519", "x", "kid", "alg": "EdDSA", "use": "sig"}]}`.
     #[must_use]
     pub fn public_jwks(&self) -> Value {
-        let keys: Vec<Value> = self
-            .public_keys()
-            .map(|(kid, x)| {
-                json!({
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "x": URL_SAFE_NO_PAD.encode(x),
-                    "kid": kid.as_str(),
-                    "alg": "EdDSA",
-                    "use": "sig",
-                })
-            })
-            .collect();
-        json!({ "keys": keys })
+        jwks(self.public_keys())
+    }
+
+    /// [`public_jwks`](Self::public_jwks) read from the public halves on
+    /// disk alone, as [`public_verifier`](Self::public_verifier) reads them:
+    /// no private key is read or created. Keys whose retention ended before
+    /// `now` are left out.
+    ///
+    /// # Errors
+    ///
+    /// As [`public_verifier`](Self::public_verifier).
+    pub fn public_jwks_on_disk(state_dir: &Path, now: i64) -> Result<Value> {
+        let trusted = public_keys_on_disk(state_dir, now)?;
+        Ok(jwks(trusted.iter().map(|(kid, x)| (kid, x))))
     }
 
     /// A verifier for stage tokens built from the public halves on disk
@@ -352,6 +352,12 @@ fn decode_public(x: &str, path: &Path) -> Result<[u8; 32]> {
 /// the coordinator first), [`Error::InsecurePermissions`] or
 /// [`Error::InvalidKeyStore`].
 fn public_verifier(state_dir: &Path, now: i64, config: VerifierConfig) -> Result<StageVerifier> {
+    let trusted = public_keys_on_disk(state_dir, now)?;
+    Ok(StageVerifier::from_trusted_keys(trusted, config))
+}
+
+/// The manifest's keys still within retention at `now`, each checked.
+fn public_keys_on_disk(state_dir: &Path, now: i64) -> Result<Vec<(Kid, [u8; 32])>> {
     let manifest_path = state_dir.join("keys").join("stage").join(MANIFEST);
     let manifest = read_manifest(&manifest_path)?;
     let mut trusted = Vec::new();
@@ -361,7 +367,24 @@ fn public_verifier(state_dir: &Path, now: i64, config: VerifierConfig) -> Result
             trusted.push((kid, public));
         }
     }
-    Ok(StageVerifier::from_trusted_keys(trusted, config))
+    Ok(trusted)
+}
+
+/// A JWKS document (RFC 7517/8037) of Ed25519 public keys.
+fn jwks<'a>(keys: impl Iterator<Item = (&'a Kid, &'a [u8; 32])>) -> Value {
+    let keys: Vec<Value> = keys
+        .map(|(kid, x)| {
+            json!({
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": URL_SAFE_NO_PAD.encode(x),
+                "kid": kid.as_str(),
+                "alg": "EdDSA",
+                "use": "sig",
+            })
+        })
+        .collect();
+    json!({ "keys": keys })
 }
 
 /// Reads and parses the manifest at `manifest_path` (0600 enforced).
@@ -559,6 +582,38 @@ mod tests {
         assert_eq!(key["kid"], set.active_kid().as_str());
         assert_eq!(key["x"].as_str().unwrap().len(), 43);
         assert!(key.get("d").is_none());
+    }
+
+    #[test]
+    fn jwks_on_disk_matches_the_key_set_and_reads_no_private_key() {
+        let state = tempfile::tempdir().unwrap();
+        let mut set = StageKeySet::open(state.path(), 0).unwrap();
+        set.rotate(10).unwrap();
+        let kids = |jwks: &Value| {
+            let mut kids: Vec<String> = jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect();
+            kids.sort();
+            kids
+        };
+        let on_disk = StageKeySet::public_jwks_on_disk(state.path(), 10).unwrap();
+        assert_eq!(kids(&on_disk), kids(&set.public_jwks()));
+        assert_eq!(kids(&on_disk).len(), 2);
+        // The private key file is not needed (nor created) to serve it.
+        let active = set.dir().join(format!("{}.pem", set.active_kid().as_str()));
+        std::fs::remove_file(&active).unwrap();
+        assert_eq!(
+            kids(&StageKeySet::public_jwks_on_disk(state.path(), 10).unwrap()),
+            kids(&on_disk)
+        );
+        assert!(!active.exists());
+        // Nothing on disk yet: an error, not a new key.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(StageKeySet::public_jwks_on_disk(empty.path(), 0).is_err());
+        assert!(!empty.path().join("keys").exists());
     }
 
     #[test]

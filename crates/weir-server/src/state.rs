@@ -2,8 +2,11 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use weir_audit::NewEvent;
 use weir_auth::ApiVerifier;
@@ -29,7 +32,12 @@ struct Inner {
     run_store: Arc<dyn RunStore>,
     runs: RunManager,
     failures: moka::sync::Cache<IpAddr, Arc<AtomicU32>>,
+    jwks: Mutex<Option<(Instant, Arc<Value>)>>,
 }
+
+/// How long the served JWKS document is reused before the key manifest is
+/// read again: a rotation by another process shows within this time.
+const JWKS_TTL: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,7 +73,36 @@ impl AppState {
             run_store,
             runs: RunManager::default(),
             failures: crate::auth::failure_counter(),
+            jwks: Mutex::new(None),
         }))
+    }
+
+    /// The stage-token public keys as JWKS, read from the key manifest (no
+    /// private key is read) at most once per [`JWKS_TTL`]; one caller reads
+    /// while the others wait for its result.
+    ///
+    /// # Errors
+    /// [`ApiError::Internal`] if the manifest cannot be read.
+    pub fn stage_jwks(&self) -> Result<Arc<Value>, ApiError> {
+        let mut cached = self.0.jwks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((read_at, doc)) = cached.as_ref()
+            && read_at.elapsed() < JWKS_TTL
+        {
+            return Ok(Arc::clone(doc));
+        }
+        let now = chrono::Utc::now().timestamp();
+        let doc = weir_auth::StageKeySet::public_jwks_on_disk(&self.0.state_dir, now)
+            .or_else(|_| {
+                // No key set yet: create it, as the first run would.
+                weir_auth::StageKeySet::open(&self.0.state_dir, now).map(|k| k.public_jwks())
+            })
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot read the stage public keys");
+                ApiError::Internal
+            })?;
+        let doc = Arc::new(doc);
+        *cached = Some((Instant::now(), Arc::clone(&doc)));
+        Ok(doc)
     }
 
     /// The API token verifier.
