@@ -78,7 +78,7 @@ impl AppState {
     }
 
     /// The stage-token public keys as JWKS, read from the key manifest (no
-    /// private key is read) at most once per [`JWKS_TTL`]; one caller reads
+    /// private key is read) at most once a second; one caller reads
     /// while the others wait for its result.
     ///
     /// # Errors
