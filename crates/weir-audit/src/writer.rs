@@ -44,6 +44,13 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 /// commits a batch (it stops early once a yield brings nothing new).
 const COALESCE_ROUNDS: usize = 8;
 
+/// Longest a batch waits for the appenders of the previous batch to queue
+/// again (see [`Loop::gather`]). Appends that come back over a network (an
+/// API request per event) take longer to return than a yield, so without
+/// this each fsync carries only the first few of them. One millisecond is
+/// also the resolution of tokio's timers.
+const GATHER_WINDOW: Duration = Duration::from_millis(1);
+
 // Appends are nearly every message: boxing them would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
 enum Msg {
@@ -73,6 +80,7 @@ impl Writer {
             mirror,
             max_batch,
             dirty: true,
+            last_batch: 0,
         };
         Self {
             tx,
@@ -144,6 +152,9 @@ struct Loop<S> {
     /// Whether events may be uncovered by a checkpoint (true at start: a
     /// previous process may have left some).
     dirty: bool,
+    /// Events in the last committed batch: how many appenders were waiting
+    /// on the last commit, so how many are likely to append again.
+    last_batch: usize,
 }
 
 impl<S: Store> Loop<S> {
@@ -177,6 +188,8 @@ impl<S: Store> Loop<S> {
                     break;
                 }
             }
+            gather(self.last_batch, self.max_batch, &mut batch, &mut rx).await;
+            self.last_batch = batch.events.len();
             if self.process(batch).await {
                 return;
             }
@@ -254,6 +267,37 @@ impl<S: Store> Loop<S> {
             }
         }
         Ok(sealed)
+    }
+}
+
+/// Under load, waits up to [`GATHER_WINDOW`] for `batch` to reach the size
+/// of the last one (`last_batch`): the appenders that last commit answered
+/// are likely coming back, and one fsync for all of them beats one each.
+/// Adapts both ways: a lone appender (last batch of 1) never waits, and a
+/// batch that falls short because load dropped sets a lower target for the
+/// next one.
+async fn gather(
+    last_batch: usize,
+    max_batch: usize,
+    batch: &mut Batch,
+    rx: &mut mpsc::Receiver<Msg>,
+) {
+    let target = last_batch.min(max_batch);
+    let deadline = tokio::time::Instant::now() + GATHER_WINDOW;
+    while target > 1 && batch.events.len() < target && !batch.full(max_batch) {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(msg)) => {
+                batch.add(msg);
+                while !batch.full(max_batch) {
+                    match rx.try_recv() {
+                        Ok(msg) => batch.add(msg),
+                        Err(_) => break,
+                    }
+                }
+            }
+            // Deadline passed, or every sender is gone: commit now.
+            Ok(None) | Err(_) => break,
+        }
     }
 }
 
@@ -343,6 +387,71 @@ mod tests {
         assert_eq!(stored.lock().unwrap().len(), 200);
         w.close().await.unwrap();
         assert!(matches!(w.append(ev()).await, Err(Error::Closed)));
+    }
+
+    fn append_msg() -> Msg {
+        Msg::Append(ev(), oneshot::channel().0)
+    }
+
+    /// A batch of one, the last batch held `last`; `late` more appends
+    /// arrive after `after` (`None`: as soon as the gathering task yields,
+    /// as an appender on another thread would). Returns the batch size.
+    async fn gathered(last: usize, late: usize, after: Option<Duration>) -> usize {
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut batch = Batch::default();
+        batch.add(append_msg());
+        tokio::spawn(async move {
+            if let Some(after) = after {
+                tokio::time::sleep(after).await;
+            }
+            for _ in 0..late {
+                let _ = tx.send(append_msg()).await;
+            }
+        });
+        gather(last, 1024, &mut batch, &mut rx).await;
+        batch.events.len()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn under_load_a_batch_waits_for_the_appenders_of_the_last_one() {
+        assert_eq!(gathered(3, 2, None).await, 3);
+        // Whatever is queued when it wakes comes along too.
+        assert_eq!(gathered(3, 5, None).await, 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_never_waits_longer_than_the_window() {
+        let start = tokio::time::Instant::now();
+        assert_eq!(gathered(3, 2, Some(GATHER_WINDOW * 5)).await, 1);
+        assert!(start.elapsed() < GATHER_WINDOW * 5, "{:?}", start.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_lone_append_nothing_waits() {
+        let start = tokio::time::Instant::now();
+        assert_eq!(gathered(1, 2, None).await, 1);
+        assert_eq!(gathered(0, 2, None).await, 1);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_appender_is_committed_without_waiting_for_others() {
+        let (w, stored, _) = writer(None);
+        w.append(ev()).await.unwrap();
+        // From here on the last batch held one event: no gathering wait.
+        let start = tokio::time::Instant::now();
+        for _ in 0..5 {
+            w.append(ev()).await.unwrap();
+        }
+        let took = start.elapsed();
+        assert_eq!(stored.lock().unwrap().len(), 6);
+        // Each commit of the test store takes 2 ms of virtual time (and a
+        // checkpoint commit falls in between): had each append waited for
+        // company, five would take at least 5 x (2 ms + GATHER_WINDOW).
+        assert!(
+            took < (Duration::from_millis(2) + GATHER_WINDOW) * 5,
+            "five lone appends took {took:?}"
+        );
     }
 
     #[tokio::test]
