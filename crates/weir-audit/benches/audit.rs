@@ -19,8 +19,8 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use weir_audit::{
-    Action, AuditKey, AuditSink, ChainId, CheckpointSigner, Decision, NewEvent, Origin, SinkConfig,
-    SqliteSink, verify,
+    Action, AuditKey, AuditSink, ChainId, CheckpointSigner, Decision, NETWORK_GATHER_WINDOW,
+    NewEvent, Origin, SinkConfig, SqliteSink, verify,
 };
 use weir_auth::{ActionSet, FixedClock, PathKind, Scope, ScopeEntry, ScopePath, StageClaims};
 use weir_policy::{AccessDecision, DecisionSink, GuardedStore, SinkError};
@@ -46,9 +46,15 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(Duration::ZERO).await
+}
+
+/// A fresh sink whose group commit may wait `gather` for returning appenders.
+async fn fixture_with(gather: Duration) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let signer = Arc::new(CheckpointSigner::generate().unwrap());
-    let config = SinkConfig::new(ChainId::parse("bench").unwrap(), Arc::clone(&signer));
+    let config = SinkConfig::new(ChainId::parse("bench").unwrap(), Arc::clone(&signer))
+        .with_gather_window(gather);
     let sink = SqliteSink::open(&dir.path().join("audit.db"), config)
         .await
         .unwrap();
@@ -79,26 +85,29 @@ async fn concurrent_appends(sink: &Arc<SqliteSink>, appenders: usize, total: usi
 fn append_throughput(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let f = rt.block_on(fixture());
+    let gathering = rt.block_on(fixture_with(NETWORK_GATHER_WINDOW));
     let mut group = c.benchmark_group("sqlite_durable_append");
     const TOTAL: usize = 20_000;
-    for appenders in [64, 1024] {
+    // "gather_": the API server's setting (`SinkConfig::with_gather_window`).
+    for (label, f, appenders) in [
+        ("appenders", &f, 64),
+        ("appenders", &f, 1024),
+        ("gather_appenders", &gathering, 64),
+        ("gather_appenders", &gathering, 1024),
+    ] {
         group.throughput(Throughput::Elements(TOTAL as u64));
-        group.bench_with_input(
-            BenchmarkId::new("appenders", appenders),
-            &appenders,
-            |b, &n| {
-                b.to_async(&rt).iter_custom(|iters| {
-                    let sink = Arc::clone(&f.sink);
-                    async move {
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            concurrent_appends(&sink, n, TOTAL).await;
-                        }
-                        start.elapsed()
+        group.bench_with_input(BenchmarkId::new(label, appenders), &appenders, |b, &n| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let sink = Arc::clone(&f.sink);
+                async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        concurrent_appends(&sink, n, TOTAL).await;
                     }
-                });
-            },
-        );
+                    start.elapsed()
+                }
+            });
+        });
     }
     group.finish();
 }

@@ -120,7 +120,10 @@ pub use filter::{Cursor, Filter, MAX_PAGE_LIMIT, Page};
 pub use mirror::read_mirror;
 pub use postgres::PostgresSink;
 pub use signer::{CHECKPOINT_KEY_FILE, CheckpointSigner};
-pub use sink::{AuditSink, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, SinkConfig};
+pub use sink::{
+    AuditSink, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, MAX_GATHER_WINDOW, NETWORK_GATHER_WINDOW,
+    SinkConfig,
+};
 pub use sqlite::{SQLITE_FILE_NAME, SqliteSink};
 pub use verify::{
     Damage, DamageKind, Report, verify, verify_chain, verify_events, verify_with_mirror,

@@ -197,6 +197,7 @@ impl PostgresSink {
             mirror,
             config.max_batch,
             config.queue_capacity,
+            config.gather_window,
         );
         Ok(Self {
             chain: config.chain,

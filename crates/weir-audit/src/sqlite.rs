@@ -319,6 +319,7 @@ impl SqliteSink {
             mirror,
             config.max_batch,
             config.queue_capacity,
+            config.gather_window,
         );
         Ok(Self {
             chain: config.chain,

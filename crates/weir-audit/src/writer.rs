@@ -44,12 +44,9 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 /// commits a batch (it stops early once a yield brings nothing new).
 const COALESCE_ROUNDS: usize = 8;
 
-/// Longest a batch waits for the appenders of the previous batch to queue
-/// again (see [`Loop::gather`]). Appends that come back over a network (an
-/// API request per event) take longer to return than a yield, so without
-/// this each fsync carries only the first few of them. One millisecond is
-/// also the resolution of tokio's timers.
-const GATHER_WINDOW: Duration = Duration::from_millis(1);
+/// The gather window used in this module's tests (see [`gather`]).
+#[cfg(test)]
+const GATHER_WINDOW: Duration = crate::sink::NETWORK_GATHER_WINDOW;
 
 // Appends are nearly every message: boxing them would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
@@ -72,6 +69,7 @@ impl Writer {
         mirror: Option<Mirror>,
         max_batch: usize,
         queue_capacity: usize,
+        gather_window: Duration,
     ) -> Self {
         let (tx, rx) = mpsc::channel(queue_capacity);
         let task = Loop {
@@ -79,6 +77,7 @@ impl Writer {
             sealer,
             mirror,
             max_batch,
+            gather_window,
             dirty: true,
             last_batch: 0,
         };
@@ -149,6 +148,8 @@ struct Loop<S> {
     sealer: Sealer,
     mirror: Option<Mirror>,
     max_batch: usize,
+    /// See [`gather`]; zero never waits.
+    gather_window: Duration,
     /// Whether events may be uncovered by a checkpoint (true at start: a
     /// previous process may have left some).
     dirty: bool,
@@ -188,7 +189,14 @@ impl<S: Store> Loop<S> {
                     break;
                 }
             }
-            gather(self.last_batch, self.max_batch, &mut batch, &mut rx).await;
+            gather(
+                self.last_batch,
+                self.max_batch,
+                self.gather_window,
+                &mut batch,
+                &mut rx,
+            )
+            .await;
             self.last_batch = batch.events.len();
             if self.process(batch).await {
                 return;
@@ -270,21 +278,23 @@ impl<S: Store> Loop<S> {
     }
 }
 
-/// Under load, waits up to [`GATHER_WINDOW`] for `batch` to reach the size
-/// of the last one (`last_batch`): the appenders that last commit answered
-/// are likely coming back, and one fsync for all of them beats one each.
+/// Under load, waits up to `window` for `batch` to reach the size of the
+/// last one (`last_batch`): the appenders that last commit answered are
+/// likely coming back, and one fsync for all of them beats one each.
 /// Adapts both ways: a lone appender (last batch of 1) never waits, and a
 /// batch that falls short because load dropped sets a lower target for the
-/// next one.
+/// next one. A zero window never waits (the default: see
+/// [`SinkConfig::with_gather_window`](crate::SinkConfig::with_gather_window)).
 async fn gather(
     last_batch: usize,
     max_batch: usize,
+    window: Duration,
     batch: &mut Batch,
     rx: &mut mpsc::Receiver<Msg>,
 ) {
     let target = last_batch.min(max_batch);
-    let deadline = tokio::time::Instant::now() + GATHER_WINDOW;
-    while target > 1 && batch.events.len() < target && !batch.full(max_batch) {
+    let deadline = tokio::time::Instant::now() + window;
+    while !window.is_zero() && target > 1 && batch.events.len() < target && !batch.full(max_batch) {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(msg)) => {
                 batch.add(msg);
@@ -366,7 +376,7 @@ mod tests {
             CheckpointPolicy::default(),
         );
         (
-            Writer::spawn(store, sealer, None, 64, 1024),
+            Writer::spawn(store, sealer, None, 64, 1024, GATHER_WINDOW),
             events,
             commits,
         )
@@ -408,7 +418,7 @@ mod tests {
                 let _ = tx.send(append_msg()).await;
             }
         });
-        gather(last, 1024, &mut batch, &mut rx).await;
+        gather(last, 1024, GATHER_WINDOW, &mut batch, &mut rx).await;
         batch.events.len()
     }
 

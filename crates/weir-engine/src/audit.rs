@@ -20,8 +20,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use weir_audit::{
-    Action as AuditAction, AuditKey, AuditSink, ChainId, CheckpointSigner, Decision, NewEvent,
-    Origin, PostgresSink, SinkConfig, SqliteSink,
+    Action as AuditAction, AuditKey, AuditSink, ChainId, CheckpointSigner, Decision,
+    NETWORK_GATHER_WINDOW, NewEvent, Origin, PostgresSink, SinkConfig, SqliteSink,
 };
 use weir_auth::Action;
 use weir_policy::{AccessDecision, DecisionSink, SinkError};
@@ -45,6 +45,19 @@ impl std::fmt::Debug for Audit {
         f.debug_struct("Audit")
             .field("chain", &self.sink.chain().as_str())
             .finish_non_exhaustive()
+    }
+}
+
+/// The sink settings for `origin`. The HTTP API's appends (one per request)
+/// come back over the network, so its group commit waits briefly for them
+/// ([`NETWORK_GATHER_WINDOW`]); every other origin appends in bursts from
+/// within the process, which that wait would only delay.
+fn sink_config(chain: ChainId, signer: Arc<CheckpointSigner>, origin: &Origin) -> SinkConfig {
+    let config = SinkConfig::new(chain, signer);
+    if matches!(origin, Origin::Api) {
+        config.with_gather_window(NETWORK_GATHER_WINDOW)
+    } else {
+        config
     }
 }
 
@@ -72,7 +85,7 @@ impl Audit {
         let sink = PostgresSink::connect(
             db.url().expose(),
             db.schema(),
-            SinkConfig::new(chain, signer),
+            sink_config(chain, signer, &origin),
         )
         .await
         .map_err(|e| Error::Database {
@@ -101,7 +114,7 @@ impl Audit {
         let signer = Arc::new(CheckpointSigner::open_or_create(state_dir).map_err(Error::audit)?);
         let key = Arc::new(AuditKey::open_or_create(state_dir).map_err(Error::audit)?);
         let chain = ChainId::parse(LOCAL_CHAIN).map_err(Error::audit)?;
-        let sink = SqliteSink::open_in_state_dir(state_dir, SinkConfig::new(chain, signer))
+        let sink = SqliteSink::open_in_state_dir(state_dir, sink_config(chain, signer, &origin))
             .await
             .map_err(Error::audit)?;
         Ok(Self::new(Arc::new(sink), key, origin))
