@@ -210,17 +210,7 @@ impl<S: Store> Loop<S> {
 
     /// Moves queued messages into `batch` until it is full; returns how many.
     fn drain(&self, batch: &mut Batch, rx: &mut mpsc::Receiver<Msg>) -> usize {
-        let mut taken = 0;
-        while !batch.full(self.max_batch) {
-            match rx.try_recv() {
-                Ok(msg) => {
-                    batch.add(msg);
-                    taken += 1;
-                }
-                Err(_) => break,
-            }
-        }
-        taken
+        drain(self.max_batch, batch, rx)
     }
 
     /// Commits one batch and answers its waiters; true if asked to close.
@@ -278,6 +268,22 @@ impl<S: Store> Loop<S> {
     }
 }
 
+/// Moves queued messages into `batch` until it holds `max_batch` events (or
+/// a close); returns how many.
+fn drain(max_batch: usize, batch: &mut Batch, rx: &mut mpsc::Receiver<Msg>) -> usize {
+    let mut taken = 0;
+    while !batch.full(max_batch) {
+        match rx.try_recv() {
+            Ok(msg) => {
+                batch.add(msg);
+                taken += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    taken
+}
+
 /// Under load, waits up to `window` for `batch` to reach the size of the
 /// last one (`last_batch`): the appenders that last commit answered are
 /// likely coming back, and one fsync for all of them beats one each.
@@ -298,12 +304,7 @@ async fn gather(
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(msg)) => {
                 batch.add(msg);
-                while !batch.full(max_batch) {
-                    match rx.try_recv() {
-                        Ok(msg) => batch.add(msg),
-                        Err(_) => break,
-                    }
-                }
+                drain(max_batch, batch, rx);
             }
             // Deadline passed, or every sender is gone: commit now.
             Ok(None) | Err(_) => break,

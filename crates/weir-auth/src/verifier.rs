@@ -306,12 +306,12 @@ impl StageVerifier {
     /// [`Error::IssuedInFuture`], [`Error::NotYetValid`], [`Error::Expired`],
     /// [`Error::Revoked`].
     pub fn verify(&self, token: &str, now: i64) -> Result<StageClaims> {
-        let (unverified, key) = match self.begin(token, now) {
+        let (unverified, key, digest) = match self.begin(token, now) {
             Begin::Done(result) => return result,
-            Begin::Signature(unverified, key) => (unverified, key),
+            Begin::Signature(unverified, key, digest) => (unverified, key, digest),
         };
         let payload = unverified.verify(&key.ed.decoding, Algorithm::EdDSA)?;
-        self.finish(token, &payload, now)
+        self.finish(digest, &payload, now)
     }
 
     /// Verifies many tokens at once and returns, in order, what
@@ -329,18 +329,18 @@ impl StageVerifier {
         for (index, token) in tokens.iter().enumerate() {
             match self.begin(token, now) {
                 Begin::Done(result) => results.push(Some(result)),
-                Begin::Signature(unverified, key) => {
+                Begin::Signature(unverified, key, digest) => {
                     results.push(None);
-                    pending.push((index, *token, unverified, key));
+                    pending.push((index, digest, unverified, key));
                 }
             }
         }
         let items: Vec<(&Unverified<'_>, &EdKey)> =
             pending.iter().map(|(_, _, u, key)| (u, &key.ed)).collect();
         let payloads = jws::verify_ed25519_batch(&items);
-        for ((index, token, _, _), payload) in pending.iter().zip(payloads) {
+        for ((index, digest, _, _), payload) in pending.iter().zip(payloads) {
             if let Some(slot) = results.get_mut(*index) {
-                *slot = Some(payload.and_then(|p| self.finish(token, &p, now)));
+                *slot = Some(payload.and_then(|p| self.finish(*digest, &p, now)));
             }
         }
         results
@@ -359,8 +359,10 @@ impl StageVerifier {
         if let Err(e) = jws::check_size(token) {
             return Begin::Done(Err(e));
         }
-        if let Some(cache) = &self.cache
-            && let Some(claims) = cache.get(&cache::digest(token), now)
+        // The cache key, computed once: looked up here, inserted by `finish`.
+        let digest = self.cache.as_ref().map(|_| cache::digest(token));
+        if let (Some(cache), Some(digest)) = (&self.cache, &digest)
+            && let Some(claims) = cache.get(digest, now)
         {
             let checked = self
                 .check_times(&claims, now)
@@ -372,7 +374,7 @@ impl StageVerifier {
             Err(e) => return Begin::Done(Err(e)),
         };
         match self.keys.get(unverified.kid()) {
-            Some(key) => Begin::Signature(unverified, key),
+            Some(key) => Begin::Signature(unverified, key, digest),
             None => Begin::Done(Err(Error::UnknownKid {
                 kid: unverified.kid().as_str().to_owned(),
             })),
@@ -381,10 +383,10 @@ impl StageVerifier {
 
     /// Steps 6 to 9 on a payload whose signature verified, then caches the
     /// claims.
-    fn finish(&self, token: &str, payload: &[u8], now: i64) -> Result<StageClaims> {
+    fn finish(&self, digest: Option<[u8; 32]>, payload: &[u8], now: i64) -> Result<StageClaims> {
         let claims = self.check_claims(payload, now)?;
-        if let Some(cache) = &self.cache {
-            cache.insert(cache::digest(token), &claims, now);
+        if let (Some(cache), Some(digest)) = (&self.cache, digest) {
+            cache.insert(digest, &claims, now);
         }
         Ok(claims)
     }
@@ -439,8 +441,9 @@ impl StageVerifier {
 enum Begin<'t, 'k> {
     /// Answered: refused, or found in the cache.
     Done(Result<StageClaims>),
-    /// Its signature is to be checked under this key.
-    Signature(Unverified<'t>, &'k VerifyKey),
+    /// Its signature is to be checked under this key; then its claims are
+    /// cached under the digest (if the verifier caches).
+    Signature(Unverified<'t>, &'k VerifyKey, Option<[u8; 32]>),
 }
 
 fn parse_claims(payload: &[u8]) -> Result<StageClaims> {
