@@ -1,8 +1,12 @@
 //! SHA-256 digests and the canonical byte encoding they are taken over.
 //!
-//! # Encoding (version 1)
+//! # Encoding (format 1)
 //!
-//! An event hash is `SHA-256(encode(event))`, where `encode` writes, in this
+//! This is the hash of [`EventFormat::V1`](crate::EventFormat) events; a
+//! format-2 event's hash is the SHA-256 of its stored JSON record instead
+//! ([`AuditEvent::to_record`]).
+//!
+//! A format-1 event hash is `SHA-256(encode(event))`, where `encode` writes, in this
 //! order and with nothing in between:
 //!
 //! | # | field | encoding |
@@ -211,6 +215,11 @@ pub(crate) fn hash_event(event: &AuditEvent) -> EventHash {
     enc.str(&event.origin.encode());
     enc.raw(event.prev_hash.as_bytes());
     EventHash(enc.0.finalize().into())
+}
+
+/// SHA-256 of `bytes`: the hash of a format-2 event is that of its record.
+pub(crate) fn hash_bytes(bytes: &[u8]) -> EventHash {
+    EventHash(Sha256::digest(bytes).into())
 }
 
 /// The bytes a checkpoint signature covers.

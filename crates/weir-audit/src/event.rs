@@ -11,8 +11,9 @@ use serde::{Serialize, Serializer};
 use crate::admission::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_REASON_BYTES, check_opt, check_text};
 use crate::audit_key::TokenIdHmac;
 use crate::chain_id::ChainId;
-use crate::digest::{EventHash, hash_event};
+use crate::digest::{EventHash, hash_bytes, hash_event};
 use crate::error::{Error, Result};
+use crate::record;
 
 /// What happened: a data access or a control-plane event.
 #[non_exhaustive]
@@ -331,10 +332,29 @@ impl NewEvent {
     }
 }
 
+/// How an event is stored and hashed.
+///
+/// A log keeps the format it was created with, so logs written by earlier
+/// releases stay verifiable and go on growing in their own format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventFormat {
+    /// One column per field; the hash is SHA-256 over a length-prefixed
+    /// binary encoding of the fields ([`EventHash`] docs). PostgreSQL, and
+    /// SQLite logs created before format 2.
+    V1,
+    /// One canonical JSON record per event, stored as it was hashed: the
+    /// hash is SHA-256 over the record's exact bytes (see
+    /// [`AuditEvent::to_record`]). New SQLite logs.
+    V2,
+}
+
 /// One record of the log, as stored and as verified.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {
+    /// How the event is stored and hashed.
+    pub format: EventFormat,
     /// The writer's chain.
     pub chain: ChainId,
     /// Position in the chain: 1, 2, 3, ... with no gaps.
@@ -368,21 +388,30 @@ pub struct AuditEvent {
     pub origin: Origin,
     /// The previous event's hash ([`EventHash::GENESIS`] for seq 1).
     pub prev_hash: EventHash,
-    /// SHA-256 over the canonical encoding of every other field (see
-    /// [`digest`](crate::EventHash) docs).
+    /// SHA-256 over every other field: over their binary encoding in
+    /// [`EventFormat::V1`], over the stored JSON record in
+    /// [`EventFormat::V2`].
     pub hash: EventHash,
 }
 
 impl AuditEvent {
-    /// Seals `new` at position `seq` after `prev_hash`.
+    /// Seals `new` at position `seq` after `prev_hash`; in
+    /// [`EventFormat::V2`] also returns the record to store, whose SHA-256
+    /// is the event's hash.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Internal`] if the record cannot be encoded.
     pub(crate) fn seal(
+        format: EventFormat,
         chain: ChainId,
         seq: u64,
         time: DateTime<Utc>,
         prev_hash: EventHash,
         new: NewEvent,
-    ) -> Self {
+    ) -> Result<(Self, Option<String>)> {
         let mut event = Self {
+            format,
             chain,
             seq,
             time,
@@ -400,15 +429,48 @@ impl AuditEvent {
             prev_hash,
             hash: EventHash::GENESIS,
         };
-        event.hash = event.compute_hash();
-        event
+        match format {
+            EventFormat::V1 => {
+                event.hash = hash_event(&event);
+                Ok((event, None))
+            }
+            EventFormat::V2 => {
+                let record = record::encode(&event)?;
+                event.hash = hash_bytes(record.as_bytes());
+                Ok((event, Some(record)))
+            }
+        }
+    }
+
+    /// The event as a format-2 record: canonical JSON, keys in a fixed
+    /// order, every key present (`null` when absent), no whitespace. For a
+    /// [`EventFormat::V2`] event, [`hash`](Self::hash) is the SHA-256 of
+    /// exactly these bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Internal`] if the record cannot be encoded (no field can
+    /// cause that; the error exists because JSON encoding is fallible in
+    /// general).
+    pub fn to_record(&self) -> Result<String> {
+        record::encode(self)
     }
 
     /// The hash the event's fields (and `prev_hash`) call for. Equal to
     /// [`hash`](Self::hash) unless the record was altered.
     #[must_use]
+    ///
+    /// In [`EventFormat::V2`] this is the hash of the canonical record
+    /// ([`to_record`](Self::to_record)); if it could not be encoded the
+    /// result is [`EventHash::GENESIS`], which matches no sealed event, so
+    /// the failure shows as damage rather than passing.
     pub fn compute_hash(&self) -> EventHash {
-        hash_event(self)
+        match self.format {
+            EventFormat::V1 => hash_event(self),
+            EventFormat::V2 => record::encode(self)
+                .map(|r| hash_bytes(r.as_bytes()))
+                .unwrap_or(EventHash::GENESIS),
+        }
     }
 }
 
@@ -435,12 +497,15 @@ mod tests {
             .with_reason("grant g1");
         let time = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
         AuditEvent::seal(
+            EventFormat::V1,
             ChainId::parse("cli").unwrap(),
             1,
             time,
             EventHash::GENESIS,
             new,
         )
+        .unwrap()
+        .0
     }
 
     #[test]

@@ -7,9 +7,11 @@ use async_trait::async_trait;
 
 use crate::chain_id::ChainId;
 use crate::checkpoint::Checkpoint;
+use crate::digest::EventHash;
 use crate::error::{Error, Result};
 use crate::event::{AuditEvent, NewEvent};
 use crate::filter::{Filter, Page};
+use crate::record::Link;
 use crate::sink::AuditSink;
 
 /// Wraps a sink and fails chosen appends with [`Error::Injected`] (without
@@ -82,6 +84,18 @@ impl<S: AuditSink> AuditSink for FailingSink<S> {
         self.inner.events(chain, from_seq, limit).await
     }
 
+    async fn links(&self, chain: &ChainId, from_seq: u64, limit: u32) -> Result<Vec<Link>> {
+        self.inner.links(chain, from_seq, limit).await
+    }
+
+    async fn head(&self, chain: &ChainId) -> Result<Option<(u64, EventHash)>> {
+        self.inner.head(chain).await
+    }
+
+    async fn structure_damage(&self) -> Result<Option<&'static str>> {
+        self.inner.structure_damage().await
+    }
+
     async fn chains(&self) -> Result<Vec<ChainId>> {
         self.inner.chains().await
     }
@@ -112,13 +126,15 @@ mod tests {
             &self.0
         }
         async fn append(&self, event: NewEvent) -> Result<AuditEvent> {
-            Ok(AuditEvent::seal(
+            AuditEvent::seal(
+                crate::event::EventFormat::V1,
                 self.0.clone(),
                 1,
                 Utc::now(),
                 EventHash::GENESIS,
                 event,
-            ))
+            )
+            .map(|(e, _)| e)
         }
         async fn query(&self, _: &Filter, _: Page) -> Result<Vec<AuditEvent>> {
             Ok(Vec::new())

@@ -100,6 +100,7 @@ mod filter;
 mod mirror;
 mod postgres;
 mod private_file;
+mod record;
 mod sealer;
 mod signer;
 mod sink;
@@ -114,11 +115,12 @@ pub use checkpoint::{Checkpoint, CheckpointPolicy};
 pub use digest::EventHash;
 pub use ed25519_dalek::VerifyingKey;
 pub use error::{Error, Result};
-pub use event::{Action, AuditEvent, Decision, NewEvent, Origin};
+pub use event::{Action, AuditEvent, Decision, EventFormat, NewEvent, Origin};
 pub use failing::FailingSink;
 pub use filter::{Cursor, Filter, MAX_PAGE_LIMIT, Page};
 pub use mirror::read_mirror;
 pub use postgres::PostgresSink;
+pub use record::Link;
 pub use signer::{CHECKPOINT_KEY_FILE, CheckpointSigner};
 pub use sink::{
     AuditSink, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, MAX_GATHER_WINDOW, NETWORK_GATHER_WINDOW,

@@ -34,7 +34,7 @@ use crate::chain_id::ChainId;
 use crate::checkpoint::Checkpoint;
 use crate::digest::EventHash;
 use crate::error::{Error, Result};
-use crate::event::{AuditEvent, NewEvent};
+use crate::event::{AuditEvent, EventFormat, NewEvent};
 use crate::filter::{Filter, Page, check_limit, seq_to_sql};
 use crate::mirror::Mirror;
 use crate::row::{
@@ -189,7 +189,12 @@ impl PostgresSink {
             .map_err(Error::db("connect"))?;
         init_schema(&pool, &config.chain).await?;
         let mirror = config.mirror.as_deref().map(Mirror::open).transpose()?;
-        let sealer = Sealer::new(config.chain.clone(), config.signer, config.checkpoints);
+        let sealer = Sealer::new(
+            EventFormat::V1,
+            config.chain.clone(),
+            config.signer,
+            config.checkpoints,
+        );
         let store = PgStore { pool: pool.clone() };
         let writer = Writer::spawn(
             store,

@@ -5,13 +5,15 @@
 //! reports as an edit.
 
 use chrono::DateTime;
+use sqlx::sqlite::SqliteRow;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::audit_key::TokenIdHmac;
 use crate::chain_id::ChainId;
 use crate::digest::EventHash;
 use crate::error::{Error, Result};
-use crate::event::AuditEvent;
+use crate::event::{AuditEvent, EventFormat};
+use crate::record::{self, Link};
 use crate::sealer::{Head, head_from_columns};
 
 /// The event columns, in insert/select order (a literal, so it can only be
@@ -66,6 +68,7 @@ impl RawEvent {
             .ok_or(Error::corrupt(0, "seq", "is not a positive integer"))?;
         let bad = |column, reason| Error::corrupt(seq, column, reason);
         Ok(AuditEvent {
+            format: EventFormat::V1,
             chain: ChainId::parse(&self.chain).map_err(|_| bad("chain", "is not a chain id"))?,
             seq,
             time: DateTime::from_timestamp_micros(self.time_us)
@@ -158,6 +161,45 @@ where
         hash: row.try_get(15).map_err(bad("hash"))?,
     }
     .decode()
+}
+
+/// Decodes a format-2 row selected as `chain, seq, record`.
+pub(crate) fn decode_record(row: &SqliteRow) -> Result<AuditEvent> {
+    let seq: i64 = row
+        .try_get(1)
+        .map_err(|_| Error::corrupt(0, "seq", "not an integer"))?;
+    let at = u64::try_from(seq).unwrap_or(0);
+    let chain: &str = row
+        .try_get(0)
+        .map_err(|_| Error::corrupt(at, "chain", "wrong type"))?;
+    let record: &str = row
+        .try_get(2)
+        .map_err(|_| Error::corrupt(at, "record", "wrong type"))?;
+    record::decode(chain, seq, record)
+}
+
+/// What verification needs of a format-2 row selected as `seq, record`
+/// from `chain`.
+pub(crate) fn decode_link(chain: &ChainId, row: &SqliteRow) -> Result<Link> {
+    let seq: i64 = row
+        .try_get(0)
+        .map_err(|_| Error::corrupt(0, "seq", "not an integer"))?;
+    let record: &str = row
+        .try_get(1)
+        .map_err(|_| Error::corrupt(u64::try_from(seq).unwrap_or(0), "record", "wrong type"))?;
+    record::link(chain, seq, record)
+}
+
+/// Decodes `seq, hash` of a head row.
+pub(crate) fn decode_head_mark(row: &SqliteRow) -> Result<(u64, EventHash)> {
+    let bad = |_| Error::corrupt(0, "audit_heads", "does not decode");
+    let seq: i64 = row.try_get(0).map_err(bad)?;
+    let hash: &str = row.try_get(1).map_err(bad)?;
+    let seq =
+        u64::try_from(seq).map_err(|_| Error::corrupt(0, "audit_heads", "seq out of range"))?;
+    let hash = EventHash::from_hex(hash)
+        .map_err(|_| Error::corrupt(0, "audit_heads", "hash is not a hash"))?;
+    Ok((seq, hash))
 }
 
 /// Decodes a checkpoint row selected with [`checkpoint_columns!`].

@@ -13,7 +13,7 @@ use crate::chain_id::ChainId;
 use crate::checkpoint::{Checkpoint, CheckpointPolicy};
 use crate::digest::EventHash;
 use crate::error::{Error, Result};
-use crate::event::{AuditEvent, NewEvent};
+use crate::event::{AuditEvent, EventFormat, NewEvent};
 use crate::signer::CheckpointSigner;
 
 /// The stored state of a chain's tip (one row per chain).
@@ -68,6 +68,8 @@ pub(crate) fn head_from_columns(
 #[derive(Debug)]
 pub(crate) struct Sealed {
     pub(crate) events: Vec<AuditEvent>,
+    /// In [`EventFormat::V2`], each event's stored record (same order).
+    pub(crate) records: Vec<String>,
     pub(crate) checkpoint: Option<Checkpoint>,
     pub(crate) head: Head,
 }
@@ -75,6 +77,7 @@ pub(crate) struct Sealed {
 /// Chains, time-stamps and checkpoints one writer's events.
 #[derive(Clone, Debug)]
 pub(crate) struct Sealer {
+    format: EventFormat,
     chain: ChainId,
     signer: Arc<CheckpointSigner>,
     policy: CheckpointPolicy,
@@ -82,11 +85,13 @@ pub(crate) struct Sealer {
 
 impl Sealer {
     pub(crate) fn new(
+        format: EventFormat,
         chain: ChainId,
         signer: Arc<CheckpointSigner>,
         policy: CheckpointPolicy,
     ) -> Self {
         Self {
+            format,
             chain,
             signer,
             policy,
@@ -119,6 +124,7 @@ impl Sealer {
         let mut next = head.clone();
         next.time_us = time_us;
         let mut events = Vec::with_capacity(batch.len());
+        let mut records = Vec::new();
         for new in batch {
             next.seq = next
                 .seq
@@ -127,13 +133,22 @@ impl Sealer {
                 .ok_or(Error::Internal {
                     reason: "chain sequence exhausted",
                 })?;
-            let event = AuditEvent::seal(self.chain.clone(), next.seq, time, next.hash, new);
+            let (event, record) = AuditEvent::seal(
+                self.format,
+                self.chain.clone(),
+                next.seq,
+                time,
+                next.hash,
+                new,
+            )?;
             next.hash = event.hash;
             events.push(event);
+            records.extend(record);
         }
         let checkpoint = self.checkpoint_if_due(&mut next, time, force);
         Ok(Sealed {
             events,
+            records,
             checkpoint,
             head: next,
         })
@@ -176,6 +191,7 @@ mod tests {
 
     fn sealer(every_events: u64) -> Sealer {
         Sealer::new(
+            EventFormat::V2,
             ChainId::parse("w1").unwrap(),
             Arc::new(CheckpointSigner::generate().unwrap()),
             CheckpointPolicy::new(every_events, Duration::from_secs(60)).unwrap(),
@@ -207,6 +223,11 @@ mod tests {
         }
         assert_eq!(second.head.seq, 5);
         assert_eq!(second.head.hash, prev);
+        let records: Vec<_> = first.records.iter().chain(&second.records).collect();
+        assert_eq!(records.len(), 5, "one stored record per format-2 event");
+        for (e, r) in all.iter().zip(records) {
+            assert_eq!(crate::digest::hash_bytes(r.as_bytes()), e.hash);
+        }
     }
 
     #[test]

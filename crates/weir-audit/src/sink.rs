@@ -8,9 +8,11 @@ use async_trait::async_trait;
 
 use crate::chain_id::ChainId;
 use crate::checkpoint::{Checkpoint, CheckpointPolicy};
+use crate::digest::EventHash;
 use crate::error::{Error, Result};
 use crate::event::{AuditEvent, NewEvent};
 use crate::filter::{Filter, Page};
+use crate::record::Link;
 use crate::signer::CheckpointSigner;
 
 /// Where audit events go.
@@ -60,6 +62,31 @@ pub trait AuditSink: Send + Sync {
 
     /// Up to `limit` events of `chain` with `seq >= from_seq`, in seq order.
     async fn events(&self, chain: &ChainId, from_seq: u64, limit: u32) -> Result<Vec<AuditEvent>>;
+
+    /// What [`verify`](crate::verify) needs of up to `limit` events of
+    /// `chain` with `seq >= from_seq`, in seq order.
+    ///
+    /// The default decodes [`events`](Self::events) and recomputes each
+    /// hash; a backend that stores the hashed bytes themselves hashes them
+    /// without building events.
+    async fn links(&self, chain: &ChainId, from_seq: u64, limit: u32) -> Result<Vec<Link>> {
+        let events = self.events(chain, from_seq, limit).await?;
+        Ok(events.iter().map(|e| Link::of_event(chain, e)).collect())
+    }
+
+    /// The stored tip of `chain`: the seq and hash of its last event as the
+    /// writer recorded them, if the backend keeps one. Verification treats
+    /// it as an unsigned checkpoint read before the walk.
+    async fn head(&self, _chain: &ChainId) -> Result<Option<(u64, EventHash)>> {
+        Ok(None)
+    }
+
+    /// Why the storage's own definition cannot be trusted, if it was
+    /// altered (e.g. a column redefined so that queries could show values
+    /// other than the hashed ones); `None` when it is as the sink made it.
+    async fn structure_damage(&self) -> Result<Option<&'static str>> {
+        Ok(None)
+    }
 
     /// Every chain that has events or checkpoints.
     async fn chains(&self) -> Result<Vec<ChainId>>;

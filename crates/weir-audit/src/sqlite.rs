@@ -33,22 +33,25 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use futures::TryStreamExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Connection, Sqlite};
 
 use crate::chain_id::ChainId;
 use crate::checkpoint::Checkpoint;
+use crate::digest::EventHash;
 use crate::error::{Error, Result};
-use crate::event::{AuditEvent, NewEvent};
+use crate::event::{AuditEvent, EventFormat, NewEvent};
 use crate::filter::{Filter, Page, check_limit, seq_to_sql};
 use crate::mirror::Mirror;
 use crate::private_file::ensure_private_dir;
+use crate::record::Link;
 use crate::row::{
-    checkpoint_columns, decode_chain, decode_checkpoint, decode_event, decode_head, event_columns,
-    head_columns,
+    checkpoint_columns, decode_chain, decode_checkpoint, decode_event, decode_head,
+    decode_head_mark, decode_link, decode_record, event_columns, head_columns,
 };
 use crate::sealer::{Sealed, Sealer};
 use crate::sink::{AuditSink, SinkConfig};
@@ -57,15 +60,33 @@ use crate::writer::{Store, Writer};
 /// File name used by [`SqliteSink::open_in_state_dir`].
 pub const SQLITE_FILE_NAME: &str = "audit.db";
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS audit_events (
-    chain TEXT NOT NULL, seq INTEGER NOT NULL, time_us INTEGER NOT NULL,
-    actor TEXT NOT NULL, run TEXT, stage TEXT, attempt INTEGER,
-    action TEXT NOT NULL, store TEXT, path TEXT, decision TEXT NOT NULL,
-    reason TEXT, token_id_hmac TEXT, origin TEXT NOT NULL,
-    prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
+/// The format-2 events table, exactly as created and as verification
+/// expects to find it in `sqlite_schema`. Only the chain, the seq and the
+/// record are stored.
+const EVENTS_TABLE_V2: &str = "CREATE TABLE audit_events (
+    chain TEXT NOT NULL, seq INTEGER NOT NULL, record TEXT NOT NULL,
     PRIMARY KEY (chain, seq)
-) WITHOUT ROWID;
+) WITHOUT ROWID";
+
+/// The fields of format-2 events as columns, extracted from the record on
+/// read (for [`AuditSink::query`] and for people using `sqlite3`), so they
+/// cannot be edited apart from it. A view rather than generated columns:
+/// SQLite computes generated columns on every `INSERT`, which doubled the
+/// writer's CPU per event. Verification checks that its text is exactly
+/// this (SQLite keeps it verbatim and reads through it), so a redefined
+/// column shows as [`DamageKind::Restructured`](crate::DamageKind).
+const FIELDS_VIEW_V2: &str = "CREATE VIEW audit_event_fields AS SELECT chain, seq, record,
+    record ->> '$.time_us' AS time_us, record ->> '$.actor' AS actor,
+    record ->> '$.run' AS run, record ->> '$.stage' AS stage,
+    record ->> '$.attempt' AS attempt, record ->> '$.action' AS action,
+    record ->> '$.store' AS store, record ->> '$.path' AS path,
+    record ->> '$.decision' AS decision, record ->> '$.reason' AS reason,
+    record ->> '$.token_id_hmac' AS token_id_hmac, record ->> '$.origin' AS origin,
+    record ->> '$.prev_hash' AS prev_hash
+FROM audit_events";
+
+/// Everything but the events table; the same in both formats.
+const SCHEMA_REST: &str = "
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
     chain TEXT NOT NULL, seq INTEGER NOT NULL, hash TEXT NOT NULL,
     time_us INTEGER NOT NULL, signature TEXT NOT NULL,
@@ -86,8 +107,25 @@ CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_
 BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END;
 ";
 
-/// Most rows one multi-row `INSERT` holds: 16 columns x 1024 rows is 16384
-/// parameters, half SQLite's 32766 limit. A batch is written in chunks of
+/// The events table's stored definition.
+const EVENTS_TABLE_SQL: &str =
+    "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'audit_events'";
+/// The fields view's stored definition.
+const FIELDS_VIEW_SQL: &str =
+    "SELECT sql FROM sqlite_schema WHERE type = 'view' AND name = 'audit_event_fields'";
+/// Whether the events table has format 1's stored `hash` column.
+const HAS_V1_COLUMNS: &str = "SELECT count(*) FROM pragma_table_info('audit_events') \
+     WHERE name IN ('hash', 'prev_hash', 'actor')";
+
+/// The format-2 stored columns, in select order.
+macro_rules! record_columns {
+    () => {
+        "chain, seq, record"
+    };
+}
+
+/// Most rows one format-1 multi-row `INSERT` holds: 16 columns x 1024 rows
+/// is 16384 parameters, half SQLite's 32766 limit. A batch is written in chunks of
 /// 1024, 512, ..., 1 rows, so it takes at most one statement per power of
 /// two below the batch size (each statement is a round trip to the
 /// connection's worker thread).
@@ -97,128 +135,94 @@ const _: () = assert!(
     "too many bound parameters"
 );
 
-macro_rules! rows_1 {
-    () => {
-        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-    };
-}
+/// `$row` repeated 2, 4, ..., 1024 times, comma-separated (compile-time
+/// text only: `$row` is a literal).
 macro_rules! rows_2 {
-    () => {
-        concat!(rows_1!(), ",", rows_1!())
+    ($row:literal) => {
+        concat!($row, ",", $row)
     };
 }
 macro_rules! rows_4 {
-    () => {
-        concat!(rows_2!(), ",", rows_2!())
+    ($row:literal) => {
+        concat!(rows_2!($row), ",", rows_2!($row))
     };
 }
 macro_rules! rows_8 {
-    () => {
-        concat!(rows_4!(), ",", rows_4!())
+    ($row:literal) => {
+        concat!(rows_4!($row), ",", rows_4!($row))
     };
 }
 macro_rules! rows_16 {
-    () => {
-        concat!(rows_8!(), ",", rows_8!())
+    ($row:literal) => {
+        concat!(rows_8!($row), ",", rows_8!($row))
     };
 }
 macro_rules! rows_32 {
-    () => {
-        concat!(rows_16!(), ",", rows_16!())
+    ($row:literal) => {
+        concat!(rows_16!($row), ",", rows_16!($row))
     };
 }
 macro_rules! rows_64 {
-    () => {
-        concat!(rows_32!(), ",", rows_32!())
+    ($row:literal) => {
+        concat!(rows_32!($row), ",", rows_32!($row))
     };
 }
 macro_rules! rows_128 {
-    () => {
-        concat!(rows_64!(), ",", rows_64!())
+    ($row:literal) => {
+        concat!(rows_64!($row), ",", rows_64!($row))
     };
 }
 macro_rules! rows_256 {
-    () => {
-        concat!(rows_128!(), ",", rows_128!())
+    ($row:literal) => {
+        concat!(rows_128!($row), ",", rows_128!($row))
     };
 }
 macro_rules! rows_512 {
-    () => {
-        concat!(rows_256!(), ",", rows_256!())
+    ($row:literal) => {
+        concat!(rows_256!($row), ",", rows_256!($row))
     };
 }
 macro_rules! rows_1024 {
+    ($row:literal) => {
+        concat!(rows_512!($row), ",", rows_512!($row))
+    };
+}
+macro_rules! v1_insert {
     () => {
-        concat!(rows_512!(), ",", rows_512!())
+        concat!("INSERT INTO audit_events (", event_columns!(), ") VALUES ")
+    };
+}
+macro_rules! v2_insert {
+    () => {
+        concat!("INSERT INTO audit_events (", record_columns!(), ") VALUES ")
     };
 }
 
-const INSERT_1024: &str = concat!(
-    "INSERT INTO audit_events (",
-    event_columns!(),
-    ") VALUES ",
-    rows_1024!()
+const INSERT_V1_1024: &str = concat!(
+    v1_insert!(),
+    rows_1024!("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 );
-const INSERT_512: &str = concat!(
-    "INSERT INTO audit_events (",
-    event_columns!(),
-    ") VALUES ",
-    rows_512!()
-);
-const INSERT_256: &str = concat!(
-    "INSERT INTO audit_events (",
-    event_columns!(),
-    ") VALUES ",
-    rows_256!()
-);
-const INSERT_128: &str = concat!(
-    "INSERT INTO audit_events (",
-    event_columns!(),
-    ") VALUES ",
-    rows_128!()
-);
-const INSERT_64: &str = concat!(
-    "INSERT INTO audit_events (",
-    event_columns!(),
-    ") VALUES ",
-    rows_64!()
-);
-const INSERT_32: &str = concat!(
-    "INSERT INTO audit_events (",
-    event_columns!(),
-    ") VALUES ",
-    rows_32!()
-);
-const INSERT_16: &str = concat!(
-    "INSERT INTO audit_events (",
-    event_columns!(),
-    ") VALUES ",
-    rows_16!()
-);
-const INSERT_8: &str = concat!(
-    "INSERT INTO audit_events (",
-    event_columns!(),
-    ") VALUES ",
-    rows_8!()
-);
-const INSERT_4: &str = concat!(
-    "INSERT INTO audit_events (",
-    event_columns!(),
-    ") VALUES ",
-    rows_4!()
-);
-const INSERT_2: &str = concat!(
-    "INSERT INTO audit_events (",
-    event_columns!(),
-    ") VALUES ",
-    rows_2!()
-);
-const INSERT_1: &str = concat!(
-    "INSERT INTO audit_events (",
-    event_columns!(),
-    ") VALUES ",
-    rows_1!()
-);
+const INSERT_V1_512: &str = concat!(v1_insert!(), rows_512!("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+const INSERT_V1_256: &str = concat!(v1_insert!(), rows_256!("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+const INSERT_V1_128: &str = concat!(v1_insert!(), rows_128!("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+const INSERT_V1_64: &str = concat!(v1_insert!(), rows_64!("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+const INSERT_V1_32: &str = concat!(v1_insert!(), rows_32!("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+const INSERT_V1_16: &str = concat!(v1_insert!(), rows_16!("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+const INSERT_V1_8: &str = concat!(v1_insert!(), rows_8!("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+const INSERT_V1_4: &str = concat!(v1_insert!(), rows_4!("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+const INSERT_V1_2: &str = concat!(v1_insert!(), rows_2!("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+const INSERT_V1_1: &str = concat!(v1_insert!(), "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+const INSERT_V2_1024: &str = concat!(v2_insert!(), rows_1024!("(?,?,?)"));
+const INSERT_V2_512: &str = concat!(v2_insert!(), rows_512!("(?,?,?)"));
+const INSERT_V2_256: &str = concat!(v2_insert!(), rows_256!("(?,?,?)"));
+const INSERT_V2_128: &str = concat!(v2_insert!(), rows_128!("(?,?,?)"));
+const INSERT_V2_64: &str = concat!(v2_insert!(), rows_64!("(?,?,?)"));
+const INSERT_V2_32: &str = concat!(v2_insert!(), rows_32!("(?,?,?)"));
+const INSERT_V2_16: &str = concat!(v2_insert!(), rows_16!("(?,?,?)"));
+const INSERT_V2_8: &str = concat!(v2_insert!(), rows_8!("(?,?,?)"));
+const INSERT_V2_4: &str = concat!(v2_insert!(), rows_4!("(?,?,?)"));
+const INSERT_V2_2: &str = concat!(v2_insert!(), rows_2!("(?,?,?)"));
+const INSERT_V2_1: &str = concat!(v2_insert!(), "(?,?,?)");
 const INSERT_CHECKPOINT: &str = concat!(
     "INSERT INTO audit_checkpoints (",
     checkpoint_columns!(),
@@ -233,11 +237,20 @@ const LOAD_HEAD: &str = concat!(
 );
 const SAVE_HEAD: &str = "UPDATE audit_heads SET seq = ?2, hash = ?3, time_us = ?4, \
      checkpoint_seq = ?5, checkpoint_time_us = ?6 WHERE chain = ?1";
-const SELECT_EVENTS: &str = concat!(
+const SELECT_EVENTS_V1: &str = concat!(
     "SELECT ",
     event_columns!(),
     " FROM audit_events WHERE chain = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3"
 );
+const SELECT_EVENTS_V2: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM audit_events WHERE chain = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3"
+);
+/// What verification reads of a format-2 row: no generated column.
+const SELECT_RECORDS: &str =
+    "SELECT seq, record FROM audit_events WHERE chain = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3";
+const SELECT_HEAD: &str = "SELECT seq, hash FROM audit_heads WHERE chain = ?1";
 const SELECT_CHECKPOINTS: &str = concat!(
     "SELECT ",
     checkpoint_columns!(),
@@ -245,10 +258,11 @@ const SELECT_CHECKPOINTS: &str = concat!(
 );
 const SELECT_CHAINS: &str = "SELECT chain FROM audit_heads UNION SELECT chain FROM audit_checkpoints \
      UNION SELECT DISTINCT chain FROM audit_events ORDER BY 1";
-const QUERY: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM audit_events WHERE \
+/// The filter of [`AuditSink::query`]; the same columns exist in format
+/// 1's table and format 2's view.
+macro_rules! query_where {
+    () => {
+        " WHERE \
      (?1 IS NULL OR chain = ?1) AND (?2 IS NULL OR actor = ?2) \
      AND (?3 IS NULL OR run = ?3) AND (?4 IS NULL OR stage = ?4) \
      AND (?5 IS NULL OR store = ?5) \
@@ -258,6 +272,19 @@ const QUERY: &str = concat!(
      AND (?10 IS NULL OR time_us >= ?10) AND (?11 IS NULL OR time_us < ?11) \
      AND (?12 IS NULL OR (chain, seq) > (?12, ?13)) \
      ORDER BY chain, seq LIMIT ?14"
+    };
+}
+const QUERY_V1: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM audit_events",
+    query_where!()
+);
+const QUERY_V2: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM audit_event_fields",
+    query_where!()
 );
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, <Sqlite as sqlx::Database>::Arguments>;
@@ -267,6 +294,7 @@ type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, <Sqlite as sqlx::Database>
 /// See the module docs for the durability argument.
 pub struct SqliteSink {
     chain: ChainId,
+    format: EventFormat,
     pool: SqlitePool,
     writer: Writer,
     path: PathBuf,
@@ -295,10 +323,7 @@ impl SqliteSink {
         let mut conn = SqliteConnection::connect_with(&options)
             .await
             .map_err(Error::db("open"))?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&mut conn)
-            .await
-            .map_err(Error::db("create schema"))?;
+        let format = ensure_schema(&mut conn).await?;
         sqlx::query(ENSURE_HEAD)
             .bind(config.chain.as_str())
             .bind(crate::digest::EventHash::GENESIS.to_hex())
@@ -312,9 +337,14 @@ impl SqliteSink {
             .await
             .map_err(Error::db("open read pool"))?;
         let mirror = config.mirror.as_deref().map(Mirror::open).transpose()?;
-        let sealer = Sealer::new(config.chain.clone(), config.signer, config.checkpoints);
+        let sealer = Sealer::new(
+            format,
+            config.chain.clone(),
+            config.signer,
+            config.checkpoints,
+        );
         let writer = Writer::spawn(
-            SqliteStore { conn },
+            SqliteStore { conn, format },
             sealer,
             mirror,
             config.max_batch,
@@ -323,6 +353,7 @@ impl SqliteSink {
         );
         Ok(Self {
             chain: config.chain,
+            format,
             pool,
             writer,
             path: db_file.to_path_buf(),
@@ -345,6 +376,20 @@ impl SqliteSink {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The format of this log: [`EventFormat::V2`] for every log created
+    /// by this release, [`EventFormat::V1`] for one created before.
+    #[must_use]
+    pub fn format(&self) -> EventFormat {
+        self.format
+    }
+
+    fn decode_rows(&self, rows: &[SqliteRow]) -> Result<Vec<AuditEvent>> {
+        match self.format {
+            EventFormat::V1 => rows.iter().map(decode_event).collect(),
+            EventFormat::V2 => rows.iter().map(decode_record).collect(),
+        }
     }
 
     /// Commits everything queued, signs a final checkpoint, stops the writer
@@ -373,7 +418,11 @@ impl AuditSink for SqliteSink {
     async fn query(&self, filter: &Filter, page: Page) -> Result<Vec<AuditEvent>> {
         filter.validate()?;
         page.validate()?;
-        let rows = sqlx::query(QUERY)
+        let query = match self.format {
+            EventFormat::V1 => sqlx::query(QUERY_V1),
+            EventFormat::V2 => sqlx::query(QUERY_V2),
+        };
+        let rows = query
             .bind(filter.chain.as_ref().map(ChainId::as_str))
             .bind(filter.actor.as_deref())
             .bind(filter.run.as_deref())
@@ -391,19 +440,66 @@ impl AuditSink for SqliteSink {
             .fetch_all(&self.pool)
             .await
             .map_err(Error::db("query events"))?;
-        rows.iter().map(decode_event).collect()
+        self.decode_rows(&rows)
     }
 
     async fn events(&self, chain: &ChainId, from_seq: u64, limit: u32) -> Result<Vec<AuditEvent>> {
         check_limit(limit)?;
-        let rows = sqlx::query(SELECT_EVENTS)
+        let query = match self.format {
+            EventFormat::V1 => sqlx::query(SELECT_EVENTS_V1),
+            EventFormat::V2 => sqlx::query(SELECT_EVENTS_V2),
+        };
+        let rows = query
             .bind(chain.as_str())
             .bind(seq_to_sql(from_seq))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(Error::db("read events"))?;
-        rows.iter().map(decode_event).collect()
+        self.decode_rows(&rows)
+    }
+
+    async fn links(&self, chain: &ChainId, from_seq: u64, limit: u32) -> Result<Vec<Link>> {
+        check_limit(limit)?;
+        if self.format == EventFormat::V1 {
+            let events = self.events(chain, from_seq, limit).await?;
+            return Ok(events.iter().map(|e| Link::of_event(chain, e)).collect());
+        }
+        // Each row is hashed as it arrives, while SQLite's worker thread
+        // steps to the next ones.
+        let mut rows = sqlx::query(SELECT_RECORDS)
+            .bind(chain.as_str())
+            .bind(seq_to_sql(from_seq))
+            .bind(i64::from(limit))
+            .fetch(&self.pool);
+        let mut links = Vec::with_capacity(usize::try_from(limit).unwrap_or(0));
+        while let Some(row) = rows.try_next().await.map_err(Error::db("read events"))? {
+            links.push(decode_link(chain, &row)?);
+        }
+        Ok(links)
+    }
+
+    async fn head(&self, chain: &ChainId) -> Result<Option<(u64, EventHash)>> {
+        let row = sqlx::query(SELECT_HEAD)
+            .bind(chain.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::db("read chain head"))?;
+        row.as_ref().map(decode_head_mark).transpose()
+    }
+
+    async fn structure_damage(&self) -> Result<Option<&'static str>> {
+        if self.format == EventFormat::V1 {
+            // Format 1 hashes the columns themselves: no definition can make
+            // them show other values than those hashed.
+            return Ok(None);
+        }
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(Error::db("read the table definition"))?;
+        Ok(v2_structure_damage(&mut conn).await?)
     }
 
     async fn chains(&self) -> Result<Vec<ChainId>> {
@@ -431,6 +527,7 @@ impl AuditSink for SqliteSink {
 /// The writer task's connection.
 struct SqliteStore {
     conn: SqliteConnection,
+    format: EventFormat,
 }
 
 #[async_trait]
@@ -454,24 +551,9 @@ impl Store for SqliteStore {
             .map_err(Error::db("read chain head"))?;
         let head = decode_head(&row)?;
         let sealed = sealer.seal(&head, batch, Utc::now(), force)?;
-        let mut rest = sealed.events.as_slice();
-        while !rest.is_empty() {
-            let rows = chunk_rows(rest.len());
-            let internal = Error::Internal {
-                reason: "no INSERT statement for the chunk size",
-            };
-            let (Some((chunk, tail)), Some(query)) =
-                (rest.split_at_checked(rows), insert_query(rows))
-            else {
-                return Err(internal);
-            };
-            chunk
-                .iter()
-                .fold(query, bind_event)
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::db("insert events"))?;
-            rest = tail;
+        match self.format {
+            EventFormat::V1 => insert_events(&mut tx, &sealed.events).await?,
+            EventFormat::V2 => insert_records(&mut tx, &sealed.events, &sealed.records).await?,
         }
         if let Some(cp) = &sealed.checkpoint {
             sqlx::query(INSERT_CHECKPOINT)
@@ -508,25 +590,99 @@ fn chunk_rows(remaining: usize) -> usize {
 }
 
 /// The multi-row `INSERT` for exactly `rows` events (a power of two up to
-/// [`MAX_ROWS_PER_INSERT`]).
-fn insert_query(rows: usize) -> Option<SqliteQuery<'static>> {
-    Some(match rows {
-        1024 => sqlx::query(INSERT_1024),
-        512 => sqlx::query(INSERT_512),
-        256 => sqlx::query(INSERT_256),
-        128 => sqlx::query(INSERT_128),
-        64 => sqlx::query(INSERT_64),
-        32 => sqlx::query(INSERT_32),
-        16 => sqlx::query(INSERT_16),
-        8 => sqlx::query(INSERT_8),
-        4 => sqlx::query(INSERT_4),
-        2 => sqlx::query(INSERT_2),
-        1 => sqlx::query(INSERT_1),
+/// [`MAX_ROWS_PER_INSERT`]) of `format`.
+fn insert_query(format: EventFormat, rows: usize) -> Option<SqliteQuery<'static>> {
+    Some(match (format, rows) {
+        (EventFormat::V1, 1024) => sqlx::query(INSERT_V1_1024),
+        (EventFormat::V1, 512) => sqlx::query(INSERT_V1_512),
+        (EventFormat::V1, 256) => sqlx::query(INSERT_V1_256),
+        (EventFormat::V1, 128) => sqlx::query(INSERT_V1_128),
+        (EventFormat::V1, 64) => sqlx::query(INSERT_V1_64),
+        (EventFormat::V1, 32) => sqlx::query(INSERT_V1_32),
+        (EventFormat::V1, 16) => sqlx::query(INSERT_V1_16),
+        (EventFormat::V1, 8) => sqlx::query(INSERT_V1_8),
+        (EventFormat::V1, 4) => sqlx::query(INSERT_V1_4),
+        (EventFormat::V1, 2) => sqlx::query(INSERT_V1_2),
+        (EventFormat::V1, 1) => sqlx::query(INSERT_V1_1),
+        (EventFormat::V2, 1024) => sqlx::query(INSERT_V2_1024),
+        (EventFormat::V2, 512) => sqlx::query(INSERT_V2_512),
+        (EventFormat::V2, 256) => sqlx::query(INSERT_V2_256),
+        (EventFormat::V2, 128) => sqlx::query(INSERT_V2_128),
+        (EventFormat::V2, 64) => sqlx::query(INSERT_V2_64),
+        (EventFormat::V2, 32) => sqlx::query(INSERT_V2_32),
+        (EventFormat::V2, 16) => sqlx::query(INSERT_V2_16),
+        (EventFormat::V2, 8) => sqlx::query(INSERT_V2_8),
+        (EventFormat::V2, 4) => sqlx::query(INSERT_V2_4),
+        (EventFormat::V2, 2) => sqlx::query(INSERT_V2_2),
+        (EventFormat::V2, 1) => sqlx::query(INSERT_V2_1),
         _ => return None,
     })
 }
 
-fn bind_event<'q>(query: SqliteQuery<'q>, e: &AuditEvent) -> SqliteQuery<'q> {
+type Tx<'c> = sqlx::Transaction<'c, Sqlite>;
+
+/// Writes format-1 rows in multi-row `INSERT`s.
+async fn insert_events(tx: &mut Tx<'_>, events: &[AuditEvent]) -> Result<()> {
+    let mut rest = events;
+    while !rest.is_empty() {
+        let rows = chunk_rows(rest.len());
+        let (Some((chunk, tail)), Some(query)) = (
+            rest.split_at_checked(rows),
+            insert_query(EventFormat::V1, rows),
+        ) else {
+            return Err(no_statement());
+        };
+        chunk
+            .iter()
+            .fold(query, bind_event)
+            .execute(&mut **tx)
+            .await
+            .map_err(Error::db("insert events"))?;
+        rest = tail;
+    }
+    Ok(())
+}
+
+/// Writes format-2 rows (chain, seq, record) in multi-row `INSERT`s.
+async fn insert_records(tx: &mut Tx<'_>, events: &[AuditEvent], records: &[String]) -> Result<()> {
+    if events.len() != records.len() {
+        return Err(Error::Internal {
+            reason: "a sealed event has no record",
+        });
+    }
+    let (mut events, mut records) = (events, records);
+    while !events.is_empty() {
+        let rows = chunk_rows(events.len());
+        let (Some((chunk, rest)), Some((chunk_records, rest_records)), Some(query)) = (
+            events.split_at_checked(rows),
+            records.split_at_checked(rows),
+            insert_query(EventFormat::V2, rows),
+        ) else {
+            return Err(no_statement());
+        };
+        chunk
+            .iter()
+            .zip(chunk_records)
+            .fold(query, |q, (e, record)| {
+                q.bind(e.chain.as_str())
+                    .bind(seq_to_sql(e.seq))
+                    .bind(record.as_str())
+            })
+            .execute(&mut **tx)
+            .await
+            .map_err(Error::db("insert events"))?;
+        (events, records) = (rest, rest_records);
+    }
+    Ok(())
+}
+
+fn no_statement() -> Error {
+    Error::Internal {
+        reason: "no INSERT statement for the chunk size",
+    }
+}
+
+fn bind_event<'q>(query: SqliteQuery<'q>, e: &'q AuditEvent) -> SqliteQuery<'q> {
     query
         .bind(e.chain.as_str())
         .bind(seq_to_sql(e.seq))
@@ -544,6 +700,94 @@ fn bind_event<'q>(query: SqliteQuery<'q>, e: &AuditEvent) -> SqliteQuery<'q> {
         .bind(e.origin.encode().into_owned())
         .bind(e.prev_hash.to_hex())
         .bind(e.hash.to_hex())
+}
+
+/// Finds the log's format, creating a format-2 log in an empty file. The
+/// check and the creation happen under SQLite's write lock, so two
+/// processes opening a new file at once agree.
+///
+/// # Errors
+///
+/// [`Error::CorruptRow`] (column `audit_events`) if the file holds an
+/// events table or view weir did not define: weir will not append to it.
+async fn ensure_schema(conn: &mut SqliteConnection) -> Result<EventFormat> {
+    let mut tx = conn
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(Error::db("begin"))?;
+    let format = match events_table_sql(&mut tx).await?.as_deref() {
+        None => {
+            sqlx::raw_sql(EVENTS_TABLE_V2)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::db("create schema"))?;
+            EventFormat::V2
+        }
+        Some(EVENTS_TABLE_V2) => EventFormat::V2,
+        Some(_) => {
+            let v1_columns: i64 = sqlx::query_scalar(HAS_V1_COLUMNS)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(Error::db("read the table definition"))?;
+            if v1_columns != 3 {
+                return Err(Error::corrupt(
+                    0,
+                    "audit_events",
+                    "is defined neither as weir's format 1 nor format 2",
+                ));
+            }
+            EventFormat::V1
+        }
+    };
+    if format == EventFormat::V2 {
+        if fields_view_sql(&mut tx).await?.is_none() {
+            sqlx::raw_sql(FIELDS_VIEW_V2)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::db("create schema"))?;
+        }
+        if let Some(reason) = v2_structure_damage(&mut tx).await? {
+            return Err(Error::corrupt(0, "audit_events", reason));
+        }
+    }
+    sqlx::raw_sql(SCHEMA_REST)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::db("create schema"))?;
+    tx.commit().await.map_err(Error::db("create schema"))?;
+    Ok(format)
+}
+
+/// Why a format-2 log's table or view cannot be trusted, if either differs
+/// from weir's definition.
+async fn v2_structure_damage(conn: &mut SqliteConnection) -> Result<Option<&'static str>> {
+    if events_table_sql(conn).await?.as_deref() != Some(EVENTS_TABLE_V2) {
+        return Ok(Some(
+            "the audit_events table is not defined as weir defines it",
+        ));
+    }
+    if fields_view_sql(conn).await?.as_deref() != Some(FIELDS_VIEW_V2) {
+        return Ok(Some(
+            "the audit_event_fields view is not defined as weir defines it",
+        ));
+    }
+    Ok(None)
+}
+
+/// The events table's stored definition, if the table exists.
+async fn events_table_sql(conn: &mut SqliteConnection) -> Result<Option<String>> {
+    sqlx::query_scalar(EVENTS_TABLE_SQL)
+        .fetch_optional(conn)
+        .await
+        .map_err(Error::db("read the table definition"))
+}
+
+/// The fields view's stored definition, if the view exists.
+async fn fields_view_sql(conn: &mut SqliteConnection) -> Result<Option<String>> {
+    sqlx::query_scalar(FIELDS_VIEW_SQL)
+        .fetch_optional(conn)
+        .await
+        .map_err(Error::db("read the view definition"))
 }
 
 /// Creates `path` with mode 0600 if it does not exist, so the database and
@@ -565,17 +809,18 @@ mod tests {
 
     #[test]
     fn multi_row_inserts_have_the_expected_placeholder_counts() {
-        let mut rows = MAX_ROWS_PER_INSERT;
-        while rows > 0 {
-            let query = insert_query(rows).unwrap();
-            assert_eq!(
-                sqlx::Execute::sql(query).as_str().matches('?').count(),
-                rows * 16,
-                "{rows} rows"
-            );
-            rows /= 2;
+        for (format, per_row) in [(EventFormat::V1, 16), (EventFormat::V2, 3)] {
+            let mut rows = MAX_ROWS_PER_INSERT;
+            while rows > 0 {
+                let query = insert_query(format, rows).unwrap();
+                let sql = sqlx::Execute::sql(query);
+                let sql = sql.as_str();
+                assert_eq!(sql.matches('?').count(), rows * per_row, "{rows} rows");
+                assert_eq!(sql.matches("),(").count(), rows - 1, "{rows} rows");
+                rows /= 2;
+            }
+            assert!(insert_query(format, 3).is_none());
         }
-        assert!(insert_query(3).is_none());
     }
 
     #[test]

@@ -15,7 +15,16 @@
 //!    ([`DamageKind::ForgedCheckpoint`]), and the event at its seq has its
 //!    hash (otherwise [`DamageKind::Edited`], or [`DamageKind::Truncated`] at
 //!    the last event), and no checkpoint lies beyond the last event
-//!    ([`DamageKind::Truncated`]).
+//!    ([`DamageKind::Truncated`]);
+//! 5. the chain head the writer stored (read before the walk, so appends
+//!    racing the verification do not count) names an event that exists and
+//!    has that hash: an unsigned checkpoint that catches a naive edit of
+//!    the last event ([`DamageKind::Edited`]) or removal of the tail
+//!    ([`DamageKind::Truncated`]) where no signed checkpoint reaches yet;
+//! 6. each event states the seq and chain it is stored under
+//!    ([`DamageKind::Reordered`], [`DamageKind::Edited`]), and the storage's
+//!    own definition is as the sink made it
+//!    ([`DamageKind::Restructured`], reported at seq 0).
 //!
 //! The report names the first damaged seq.
 //!
@@ -39,6 +48,7 @@ use crate::checkpoint::Checkpoint;
 use crate::digest::EventHash;
 use crate::error::{Error, Result};
 use crate::event::AuditEvent;
+use crate::record::Link;
 use crate::sink::AuditSink;
 
 /// Events fetched per round trip while verifying.
@@ -60,6 +70,9 @@ pub enum DamageKind {
     Truncated,
     /// A checkpoint's signature does not verify under the key.
     ForgedCheckpoint,
+    /// The table holding the events was redefined, so what queries show
+    /// may differ from what was hashed (reported at seq 0).
+    Restructured,
 }
 
 /// The first damage found.
@@ -67,7 +80,8 @@ pub enum DamageKind {
 pub struct Damage {
     /// The damaged chain.
     pub chain: ChainId,
-    /// The first damaged seq.
+    /// The first damaged seq (0 when the damage is to the storage itself
+    /// rather than to an event).
     pub seq: u64,
     /// What kind of damage.
     pub kind: DamageKind,
@@ -166,6 +180,23 @@ pub async fn verify_chain(
     chain: &ChainId,
     extra: &[Checkpoint],
 ) -> Result<Report> {
+    if let Some(detail) = sink.structure_damage().await? {
+        let d = damage(chain, 0, DamageKind::Restructured, detail);
+        return Ok(Report::Damaged(d));
+    }
+    let head = match sink.head(chain).await {
+        Ok(head) => head,
+        Err(Error::CorruptRow { .. }) => {
+            let d = damage(
+                chain,
+                0,
+                DamageKind::Edited,
+                "the stored chain head does not decode",
+            );
+            return Ok(Report::Damaged(d));
+        }
+        Err(e) => return Err(e),
+    };
     let mut checkpoints = match sink.checkpoints(chain).await {
         Ok(c) => c,
         Err(Error::CorruptRow { seq, .. }) => {
@@ -181,10 +212,11 @@ pub async fn verify_chain(
     };
     checkpoints.extend(extra.iter().filter(|c| &c.chain == chain).cloned());
     let (mut walk, forged) = Walk::new(chain, &checkpoints, key);
+    walk.head = head;
     let mut cur = fetch(sink, chain, 1).await?;
     let mut next = fetch_after(sink, chain, &cur).await?;
     let finding = loop {
-        // Read the page after `next` while hashing `cur`: the database (or
+        // Read the page after `next` while checking `cur`: the database (or
         // SQLite's worker thread) produces rows while this task checks them.
         let (after, finding) = tokio::join!(fetch_after(sink, chain, &next), async {
             walk_page(&mut walk, &cur, &next)
@@ -192,7 +224,7 @@ pub async fn verify_chain(
         if finding.is_some() {
             break finding;
         }
-        if next.events.is_empty() && next.corrupt.is_none() {
+        if next.links.is_empty() && next.corrupt.is_none() {
             break walk.finish();
         }
         cur = next;
@@ -204,9 +236,9 @@ pub async fn verify_chain(
 /// The page after `page`, or nothing if `page` was the last (short, or
 /// ended at a row that does not decode).
 async fn fetch_after(sink: &dyn AuditSink, chain: &ChainId, page: &Fetched) -> Result<Fetched> {
-    match (&page.corrupt, page.events.last()) {
-        (None, Some(last)) if page.events.len() == PAGE as usize => {
-            fetch(sink, chain, last.seq + 1).await
+    match (&page.corrupt, page.links.last()) {
+        (None, Some(last)) if page.links.len() == PAGE as usize => {
+            fetch(sink, chain, last.position + 1).await
         }
         _ => Ok(Fetched::default()),
     }
@@ -223,37 +255,37 @@ pub fn verify_events(
 ) -> Report {
     let (mut walk, forged) = Walk::new(chain, checkpoints, key);
     let page = Fetched {
-        events: events.to_vec(),
+        links: events.iter().map(|e| Link::of_event(chain, e)).collect(),
         corrupt: None,
     };
     let finding = walk_page(&mut walk, &page, &Fetched::default()).or_else(|| walk.finish());
     walk.report(earliest(forged, finding))
 }
 
-/// One page of events, and the seq of a row that failed to decode after them.
+/// One page of links, and the seq of a row that failed to decode after them.
 #[derive(Default)]
 struct Fetched {
-    events: Vec<AuditEvent>,
+    links: Vec<Link>,
     corrupt: Option<u64>,
 }
 
 async fn fetch(sink: &dyn AuditSink, chain: &ChainId, from: u64) -> Result<Fetched> {
-    match sink.events(chain, from, PAGE).await {
-        Ok(events) => Ok(Fetched {
-            events,
+    match sink.links(chain, from, PAGE).await {
+        Ok(links) => Ok(Fetched {
+            links,
             corrupt: None,
         }),
         Err(Error::CorruptRow { seq, .. }) => {
             // Verify what precedes the undecodable row, then report it.
             let corrupt = seq.max(from);
             let before = u32::try_from(corrupt - from).unwrap_or(PAGE).min(PAGE);
-            let events = if before == 0 {
+            let links = if before == 0 {
                 Vec::new()
             } else {
-                sink.events(chain, from, before).await?
+                sink.links(chain, from, before).await?
             };
             Ok(Fetched {
-                events,
+                links,
                 corrupt: Some(corrupt),
             })
         }
@@ -262,12 +294,12 @@ async fn fetch(sink: &dyn AuditSink, chain: &ChainId, from: u64) -> Result<Fetch
 }
 
 fn walk_page(walk: &mut Walk<'_>, cur: &Fetched, next: &Fetched) -> Option<Damage> {
-    let tail_known = cur.corrupt.is_none() && next.corrupt.is_none() && next.events.is_empty();
-    for (i, event) in cur.events.iter().enumerate() {
-        let rest = cur.events.get(i + 1..).unwrap_or_default();
-        let ahead = |h: &EventHash| rest.iter().chain(&next.events).any(|e| e.hash == *h);
+    let tail_known = cur.corrupt.is_none() && next.corrupt.is_none() && next.links.is_empty();
+    for (i, link) in cur.links.iter().enumerate() {
+        let rest = cur.links.get(i + 1..).unwrap_or_default();
+        let ahead = |h: &EventHash| rest.iter().chain(&next.links).any(|l| l.hash == *h);
         let is_last = tail_known && rest.is_empty();
-        if let Some(d) = walk.step(event, ahead, is_last) {
+        if let Some(d) = walk.step(link, ahead, is_last) {
             return Some(d);
         }
     }
@@ -306,6 +338,8 @@ struct Walk<'a> {
     prev: EventHash,
     /// Validly signed checkpoints: seq -> hash.
     anchors: BTreeMap<u64, EventHash>,
+    /// The stored chain head (seq, hash), read before the walk.
+    head: Option<(u64, EventHash)>,
     events: u64,
 }
 
@@ -337,6 +371,7 @@ impl<'a> Walk<'a> {
             expected: 1,
             prev: EventHash::GENESIS,
             anchors,
+            head: None,
             events: 0,
         };
         (walk, forged)
@@ -344,65 +379,81 @@ impl<'a> Walk<'a> {
 
     fn step(
         &mut self,
-        e: &AuditEvent,
+        l: &Link,
         ahead: impl Fn(&EventHash) -> bool,
         is_last: bool,
     ) -> Option<Damage> {
         let found = |seq, kind, detail| Some(damage(self.chain, seq, kind, detail));
-        if e.seq > self.expected {
+        if l.position > self.expected {
             return found(self.expected, DamageKind::Deleted, "gap in the sequence");
         }
-        if e.seq < self.expected {
-            return found(e.seq, DamageKind::Reordered, "sequence out of order");
+        if l.position < self.expected {
+            return found(l.position, DamageKind::Reordered, "sequence out of order");
         }
-        if &e.chain != self.chain {
-            return found(e.seq, DamageKind::Edited, "event names another chain");
+        if l.seq != l.position {
+            return found(
+                l.position,
+                DamageKind::Reordered,
+                "event is stored under another seq than its own",
+            );
         }
-        let consistent = e.compute_hash() == e.hash;
-        if e.prev_hash != self.prev {
-            if ahead(&e.prev_hash) {
-                return found(e.seq, DamageKind::Reordered, "event links to a later event");
+        if !l.in_chain {
+            return found(l.seq, DamageKind::Edited, "event names another chain");
+        }
+        if l.prev_hash != self.prev {
+            if ahead(&l.prev_hash) {
+                return found(l.seq, DamageKind::Reordered, "event links to a later event");
             }
-            if consistent && e.seq > 1 {
+            if l.consistent && l.seq > 1 {
                 return found(
-                    e.seq - 1,
+                    l.seq - 1,
                     DamageKind::Edited,
                     "rewritten: its successor does not link to it",
                 );
             }
             return found(
-                e.seq,
+                l.seq,
                 DamageKind::Edited,
                 "prev_hash does not link to the previous event",
             );
         }
-        if !consistent {
+        if !l.consistent {
             return found(
-                e.seq,
+                l.seq,
                 DamageKind::Edited,
                 "hash does not match the event's fields",
             );
         }
         if self
             .anchors
-            .get(&e.seq)
-            .is_some_and(|anchor| *anchor != e.hash)
+            .get(&l.seq)
+            .is_some_and(|anchor| *anchor != l.hash)
         {
             return if is_last {
                 found(
-                    e.seq,
+                    l.seq,
                     DamageKind::Truncated,
                     "last event differs from the signed checkpoint at its seq",
                 )
             } else {
                 found(
-                    e.seq,
+                    l.seq,
                     DamageKind::Edited,
                     "event differs from the signed checkpoint at its seq",
                 )
             };
         }
-        self.prev = e.hash;
+        if self
+            .head
+            .is_some_and(|(seq, hash)| seq == l.seq && hash != l.hash)
+        {
+            return found(
+                l.seq,
+                DamageKind::Edited,
+                "event differs from the chain head the writer stored",
+            );
+        }
+        self.prev = l.hash;
         self.expected += 1;
         self.events += 1;
         None
@@ -410,12 +461,21 @@ impl<'a> Walk<'a> {
 
     fn finish(&self) -> Option<Damage> {
         let last_anchor = self.anchors.keys().next_back().copied().unwrap_or(0);
-        (last_anchor >= self.expected).then(|| {
-            damage(
+        if last_anchor >= self.expected {
+            return Some(damage(
                 self.chain,
                 self.expected,
                 DamageKind::Truncated,
                 "a signed checkpoint covers events that are gone",
+            ));
+        }
+        let head_seq = self.head.map_or(0, |(seq, _)| seq);
+        (head_seq >= self.expected).then(|| {
+            damage(
+                self.chain,
+                self.expected,
+                DamageKind::Truncated,
+                "the chain head the writer stored covers events that are gone",
             )
         })
     }
@@ -458,7 +518,7 @@ mod tests {
         let key = signer.verifying_key();
         let chain = ChainId::parse("w").unwrap();
         let policy = CheckpointPolicy::new(5, Duration::from_secs(3600)).unwrap();
-        let sealer = Sealer::new(chain.clone(), signer, policy);
+        let sealer = Sealer::new(crate::event::EventFormat::V1, chain.clone(), signer, policy);
         let mut head = Head::empty(Utc::now().timestamp_micros());
         let (mut events, mut checkpoints) = (Vec::new(), Vec::new());
         for i in 0..10 {

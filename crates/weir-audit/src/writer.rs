@@ -372,6 +372,7 @@ mod tests {
             fail_commit,
         };
         let sealer = Sealer::new(
+            crate::event::EventFormat::V1,
             ChainId::parse("w").unwrap(),
             Arc::new(CheckpointSigner::generate().unwrap()),
             CheckpointPolicy::default(),

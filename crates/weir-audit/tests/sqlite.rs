@@ -64,13 +64,18 @@ impl Harness for SqliteHarness {
                 seq: s,
                 actor,
             } => {
-                sqlx::query("UPDATE audit_events SET actor = ?1 WHERE chain = ?2 AND seq = ?3")
-                    .bind(actor)
-                    .bind(chain.as_str())
-                    .bind(seq(s))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
+                // Format 2: the columns are computed from the record, so the
+                // edit is made to the record itself.
+                sqlx::query(
+                    "UPDATE audit_events SET record = json_set(record, '$.actor', ?1) \
+                     WHERE chain = ?2 AND seq = ?3",
+                )
+                .bind(actor)
+                .bind(chain.as_str())
+                .bind(seq(s))
+                .execute(&mut conn)
+                .await
+                .unwrap();
             }
             Tamper::Delete { chain, seq: s } => {
                 sqlx::query("DELETE FROM audit_events WHERE chain = ?1 AND seq = ?2")
@@ -92,31 +97,13 @@ impl Harness for SqliteHarness {
                 }
             }
             Tamper::Replace { event: e } => {
-                sqlx::query(
-                    "UPDATE audit_events SET time_us = ?1, actor = ?2, run = ?3, stage = ?4, \
-                     attempt = ?5, action = ?6, store = ?7, path = ?8, decision = ?9, reason = ?10, \
-                     token_id_hmac = ?11, origin = ?12, prev_hash = ?13, hash = ?14 \
-                     WHERE chain = ?15 AND seq = ?16",
-                )
-                .bind(e.time.timestamp_micros())
-                .bind(&e.actor)
-                .bind(&e.run)
-                .bind(&e.stage)
-                .bind(e.attempt.map(i64::from))
-                .bind(e.action.as_str())
-                .bind(&e.store)
-                .bind(&e.path)
-                .bind(e.decision.as_str())
-                .bind(&e.reason)
-                .bind(e.token_id_hmac.as_ref().map(|t| t.as_str().to_owned()))
-                .bind(e.origin.encode().into_owned())
-                .bind(e.prev_hash.to_hex())
-                .bind(e.hash.to_hex())
-                .bind(e.chain.as_str())
-                .bind(seq(e.seq))
-                .execute(&mut conn)
-                .await
-                .unwrap();
+                sqlx::query("UPDATE audit_events SET record = ?1 WHERE chain = ?2 AND seq = ?3")
+                    .bind(e.to_record().unwrap())
+                    .bind(e.chain.as_str())
+                    .bind(seq(e.seq))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
             }
             Tamper::InsertCheckpoint { checkpoint: cp } => {
                 sqlx::query(
@@ -137,7 +124,7 @@ impl Harness for SqliteHarness {
 
     async fn raw_update_refused(&self, chain: &ChainId, seq: u64) -> bool {
         let mut conn = self.raw().await;
-        sqlx::query("UPDATE audit_events SET actor = 'x' WHERE chain = ?1 AND seq = ?2")
+        sqlx::query("UPDATE audit_events SET record = '{}' WHERE chain = ?1 AND seq = ?2")
             .bind(chain.as_str())
             .bind(i64::try_from(seq).unwrap())
             .execute(&mut conn)
@@ -284,6 +271,25 @@ async fn mirror_catches_deleted_checkpoints_and_tail() {
         .await
         .unwrap();
     let key = h.signer.verifying_key();
+    let d = verify(&sink, &key)
+        .await
+        .unwrap()
+        .damage()
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (d.kind, d.seq),
+        (DamageKind::Truncated, 5),
+        "the stored chain head still names seq 6"
+    );
+    // A careful attacker also winds the chain head back to seq 4.
+    let fourth = sink.events(&c, 4, 1).await.unwrap().remove(0);
+    sqlx::query("UPDATE audit_heads SET seq = 4, hash = ?1 WHERE chain = ?2")
+        .bind(fourth.hash.to_string())
+        .bind(c.as_str())
+        .execute(&mut conn)
+        .await
+        .unwrap();
     assert!(
         verify(&sink, &key).await.unwrap().is_ok(),
         "invisible without the mirror"
@@ -307,11 +313,14 @@ async fn corrupted_column_is_reported_as_an_edit() {
         .execute(&mut conn)
         .await
         .unwrap();
-    sqlx::query("UPDATE audit_events SET decision = 'maybe' WHERE chain = ?1 AND seq = 3")
-        .bind(c.as_str())
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE audit_events SET record = json_set(record, '$.decision', 'maybe') \
+         WHERE chain = ?1 AND seq = 3",
+    )
+    .bind(c.as_str())
+    .execute(&mut conn)
+    .await
+    .unwrap();
     let report = verify(sink.as_ref(), &h.signer.verifying_key())
         .await
         .unwrap();
@@ -375,4 +384,103 @@ async fn large_batches_commit_whole_and_verify() {
         ),
         "{report:?}"
     );
+}
+
+/// Text that needs JSON escaping (quotes, backslashes), SQL-looking text
+/// and non-ASCII is stored in the record byte for byte: it reads back
+/// equal, filters match it through the generated columns, and the chain
+/// verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_keep_hostile_text_exactly() {
+    let h = SqliteHarness::new();
+    let c = ChainId::parse("escapes").unwrap();
+    let sink = h.open(&c).await;
+    assert_eq!(sink_format(&h, &c).await, weir_audit::EventFormat::V2);
+    let actor = r#"o'brien "the" \admin\ ünï"#;
+    let path = r#"raw/it's "quoted"/a\b/$.actor/%_/日本.parquet"#;
+    let reason = "'); DROP TABLE audit_events; -- \u{2028} end";
+    let stored = sink
+        .append(
+            NewEvent::new(actor, Action::Read, Decision::Allow, Origin::Cli)
+                .with_resource("lake", path)
+                .with_reason(reason),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (stored.actor.as_str(), stored.reason.as_deref()),
+        (actor, Some(reason))
+    );
+    assert_eq!(sink.events(&c, 1, 10).await.unwrap(), vec![stored.clone()]);
+    let found = sink
+        .query(
+            &weir_audit::Filter::all()
+                .actor(actor)
+                .path_prefix(r#"raw/it's "quoted""#),
+            weir_audit::Page::first(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found, vec![stored]);
+    sink.checkpoint_now().await.unwrap();
+    assert!(
+        verify(sink.as_ref(), &h.signer.verifying_key())
+            .await
+            .unwrap()
+            .is_ok()
+    );
+}
+
+async fn sink_format(h: &SqliteHarness, c: &ChainId) -> weir_audit::EventFormat {
+    let config = SinkConfig::new(c.clone(), Arc::clone(&h.signer));
+    let sink = SqliteSink::open(&h.db, config).await.unwrap();
+    let format = sink.format();
+    sink.close().await.unwrap();
+    format
+}
+
+/// An attacker who redefines a column of the fields view (here `actor` to
+/// read the record's `store`) changes what queries show without touching a
+/// hashed byte; one who adds a column to the events table could store
+/// values beside the records. Verification reports either as a
+/// restructured table, and no sink opens the file again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redefined_table_or_view_is_reported_and_refused() {
+    let tampers = [
+        "PRAGMA writable_schema = ON;
+         UPDATE sqlite_schema SET sql = replace(sql, '''$.actor''', '''$.store''')
+         WHERE type = 'view' AND name = 'audit_event_fields';",
+        "ALTER TABLE audit_events ADD COLUMN note TEXT;",
+    ];
+    for tamper in tampers {
+        let h = SqliteHarness::new();
+        let c = ChainId::parse("restructured").unwrap();
+        let sink = h.open(&c).await;
+        for i in 0..3 {
+            sink.append(ev(i)).await.unwrap();
+        }
+        let key = h.signer.verifying_key();
+        assert!(verify(sink.as_ref(), &key).await.unwrap().is_ok());
+        let mut conn = h.raw().await;
+        sqlx::raw_sql(tamper).execute(&mut conn).await.unwrap();
+        let report = verify(sink.as_ref(), &key).await.unwrap();
+        let d = report.damage().unwrap();
+        assert_eq!(
+            (d.kind, d.seq),
+            (DamageKind::Restructured, 0),
+            "{tamper}: {d:?}"
+        );
+        let config = SinkConfig::new(c.clone(), Arc::clone(&h.signer));
+        let err = SqliteSink::open(&h.db, config).await.err().unwrap();
+        assert!(
+            matches!(
+                err,
+                weir_audit::Error::CorruptRow {
+                    column: "audit_events",
+                    ..
+                }
+            ),
+            "{tamper}: {err:?}"
+        );
+    }
 }

@@ -9,8 +9,10 @@
 //!   so this is the one way to pass dynamic SQL);
 //! - a `sqlx::query*`, `sqlx::raw_sql` or `begin_with` call that takes
 //!   anything but a string literal or an UPPER_CASE constant; every such
-//!   constant must be built from literals with `concat!` and parameterless
-//!   `macro_rules!` only (so it cannot contain a runtime value).
+//!   constant must be built from literals with `concat!` and `macro_rules!`
+//!   called with nothing or with string literals, and every `macro_rules!`
+//!   may take only `literal` fragments (compile-time text; a runtime value
+//!   does not match `:literal`), so no constant can contain a runtime value.
 //!
 //! [`check`] runs the same rules on a snippet, so each crate's test can show
 //! the scanner fails on hostile code.
@@ -28,6 +30,15 @@ const BUILDERS: [&str; 5] = [
     "write!(",
     "writeln!(",
     "push_str(",
+];
+/// Built-in macros that turn a literal into text from outside the source
+/// (the environment, a file): not allowed in SQL constants.
+const READS_OUTSIDE_TEXT: [&str; 5] = [
+    "env",
+    "option_env",
+    "include_str",
+    "include",
+    "include_bytes",
 ];
 const SQL_CALLS: [&str; 3] = ["sqlx::query", "sqlx::raw_sql", ".begin_with"];
 
@@ -157,22 +168,32 @@ fn statement_end(rhs: &str) -> usize {
     rhs.len()
 }
 
-/// Whether `expr` is only literals, `concat!` and parameterless macro calls.
+/// Whether `expr` is only literals, `concat!` and macro calls that take
+/// nothing or one string literal.
 fn literal_only(expr: &str) -> bool {
     let mut rest = blank_strings(expr).replace("concat!", "");
-    // Parameterless macro calls: `name!()`.
-    while let Some(bang) = rest.find("!()") {
-        let start = rest[..bang]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .map_or(0, |i| i + 1);
-        rest.replace_range(start..bang + 3, "");
+    // Macro calls `name!()` and `name!("...")` (contents already blanked),
+    // innermost first.
+    for call in ["!()", "!(\"\")"] {
+        while let Some(bang) = rest.find(call) {
+            let start = rest[..bang]
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(0, |i| i + 1);
+            if READS_OUTSIDE_TEXT.contains(&&rest[start..bang]) {
+                return false;
+            }
+            rest.replace_range(start..bang + call.len(), "");
+        }
     }
     let rest = rest.replace("\"\"", "");
     rest.chars()
         .all(|c| c.is_whitespace() || matches!(c, '(' | ')' | ','))
 }
 
-/// Every `macro_rules!` must take no parameters (no `$`).
+/// Every `macro_rules!` may take only `literal` fragments: each `$` starts
+/// either a `$name:literal` declaration or a use of such a name.
+/// Repetitions (`$(...)`), `$crate` and every other fragment kind (`expr`,
+/// `tt`, `ident`, ...) could carry code, so each is reported.
 fn macros_have_no_parameters(src: &str) -> Vec<String> {
     let mut bad = Vec::new();
     for (at, _) in src.match_indices("macro_rules!") {
@@ -193,11 +214,30 @@ fn macros_have_no_parameters(src: &str) -> Vec<String> {
                 _ => {}
             }
         }
-        if blank_strings(&src[open..end]).contains('$') {
+        if !only_literal_fragments(&blank_strings(&src[open..end])) {
             bad.push(src[at..open].trim().to_owned());
         }
     }
     bad
+}
+
+/// Whether every `$` in a macro body is `$name:literal` or a plain `$name`.
+fn only_literal_fragments(body: &str) -> bool {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    body.match_indices('$').all(|(at, _)| {
+        let after = &body[at + 1..];
+        let name_len = after.find(|c: char| !is_ident(c)).unwrap_or(after.len());
+        if name_len == 0 || &after[..name_len] == "crate" {
+            return false;
+        }
+        match after[name_len..].strip_prefix(':') {
+            None => true,
+            Some(kind) => {
+                let kind = kind.trim_start();
+                kind.starts_with("literal") && !kind[7..].starts_with(is_ident)
+            }
+        }
+    })
 }
 
 /// For `sqlx::query_scalar::<T>(` etc.: the index of the call's `(`, or
@@ -348,6 +388,25 @@ mod tests {
     fn flags_parameterized_macros() {
         let bad = "macro_rules! sql { ($t:expr) => { concat!(\"SELECT \", $t) }; }";
         assert!(!check(bad).is_empty());
+        for bad in [
+            "macro_rules! m { ($($t:tt)*) => { concat!($($t)*) }; }",
+            "macro_rules! m { ($t:ident) => { $t!() }; }",
+            "macro_rules! m { ($t:literals) => { $t }; }",
+            "macro_rules! m { ($t: tt) => { $t }; }",
+            "macro_rules! m { () => { $crate::x() }; }",
+        ] {
+            assert!(!check(bad).is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn accepts_macros_of_literal_fragments() {
+        let good = "macro_rules! rows_2 { ($row:literal) => { concat!($row, \",\", $row) }; }\n\
+                    const Q: &str = concat!(\"INSERT INTO t VALUES \", rows_2!(\"(?,?)\"));\n\
+                    sqlx::query(Q);";
+        assert_eq!(check(good), Vec::<String>::new());
+        let via_call = "const Q: &str = concat!(\"SELECT \", m!(x));\nsqlx::query(Q)";
+        assert!(!check(via_call).is_empty(), "a non-literal macro argument");
     }
 
     #[test]

@@ -1,0 +1,384 @@
+//! The format-2 record: one event stored as the exact bytes that are hashed.
+//!
+//! # Why
+//!
+//! In format 1 an event is sixteen columns and its hash is taken over a
+//! binary encoding of them, so verifying a row means fetching sixteen
+//! values, rebuilding the event and encoding it again. In format 2 the row
+//! holds one canonical JSON record and the event's hash is `SHA-256(record)`:
+//! verifying a row means hashing the bytes it holds and reading four keys
+//! from them. The queryable columns are SQLite `VIRTUAL` generated columns
+//! extracted from the record, so they cannot be edited apart from it.
+//!
+//! # Record
+//!
+//! ```json
+//! {"format":"weir-audit/event/v2","chain":"cli","seq":1,"time_us":1700000000123456,
+//!  "actor":"svc-train","run":"01J0RUN","stage":"prepare","attempt":1,"action":"read",
+//!  "store":"lake","path":"raw/part-0.parquet","decision":"allow","reason":null,
+//!  "token_id_hmac":null,"origin":"cli","prev_hash":"000...000"}
+//! ```
+//!
+//! (one line, no whitespace). Keys come in this order and every key is
+//! present, `null` when absent; strings are escaped as `serde_json` escapes
+//! them. The `format` value is the domain tag: no format-1 encoding starts
+//! with `{`, so no record hashes like a format-1 event.
+//!
+//! # Decoding
+//!
+//! Strict: unknown or repeated keys, a wrong `format`, a chain or seq other
+//! than the row's, and any field that does not parse make the row corrupt
+//! ([`Error::CorruptRow`] with its seq), which verification reports as an
+//! edit.
+
+use std::borrow::Cow;
+
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+
+use crate::audit_key::TokenIdHmac;
+use crate::chain_id::ChainId;
+use crate::digest::{EventHash, hash_bytes};
+use crate::error::{Error, Result};
+use crate::event::{Action, AuditEvent, Decision, EventFormat, Origin};
+
+/// The `format` value of every format-2 record.
+pub(crate) const RECORD_FORMAT: &str = "weir-audit/event/v2";
+
+/// The record as written: borrowed from the event, keys in order.
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    format: &'static str,
+    chain: &'a str,
+    seq: u64,
+    time_us: i64,
+    actor: &'a str,
+    run: Option<&'a str>,
+    stage: Option<&'a str>,
+    attempt: Option<u32>,
+    action: &'static str,
+    store: Option<&'a str>,
+    path: Option<&'a str>,
+    decision: &'static str,
+    reason: Option<&'a str>,
+    token_id_hmac: Option<&'a str>,
+    origin: Cow<'a, str>,
+    prev_hash: &'a EventHash,
+}
+
+/// The record as read: borrowed from the row where no escape forces a copy.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordIn<'a> {
+    #[serde(borrow)]
+    format: Cow<'a, str>,
+    #[serde(borrow)]
+    chain: Cow<'a, str>,
+    seq: u64,
+    time_us: i64,
+    #[serde(borrow)]
+    actor: Cow<'a, str>,
+    #[serde(borrow)]
+    run: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    stage: Option<Cow<'a, str>>,
+    attempt: Option<u32>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(borrow)]
+    store: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    path: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    decision: Cow<'a, str>,
+    #[serde(borrow)]
+    reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    token_id_hmac: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    origin: Cow<'a, str>,
+    #[serde(borrow)]
+    prev_hash: Cow<'a, str>,
+}
+
+/// Encodes `event` as its format-2 record.
+pub(crate) fn encode(event: &AuditEvent) -> Result<String> {
+    let out = RecordOut {
+        format: RECORD_FORMAT,
+        chain: event.chain.as_str(),
+        seq: event.seq,
+        time_us: event.time.timestamp_micros(),
+        actor: &event.actor,
+        run: event.run.as_deref(),
+        stage: event.stage.as_deref(),
+        attempt: event.attempt,
+        action: event.action.as_str(),
+        store: event.store.as_deref(),
+        path: event.path.as_deref(),
+        decision: event.decision.as_str(),
+        reason: event.reason.as_deref(),
+        token_id_hmac: event.token_id_hmac.as_ref().map(TokenIdHmac::as_str),
+        origin: event.origin.encode(),
+        prev_hash: &event.prev_hash,
+    };
+    serde_json::to_string(&out).map_err(|_| Error::Internal {
+        reason: "audit record does not encode",
+    })
+}
+
+/// What verification needs of one stored row: where it is stored, what
+/// it links to and what it hashes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Link {
+    /// The seq the row is stored under.
+    pub position: u64,
+    /// The seq the event itself states (equal to `position` unless rows
+    /// were moved).
+    pub seq: u64,
+    /// Whether the event names the chain it is stored in.
+    pub in_chain: bool,
+    /// The hash the event links to.
+    pub prev_hash: EventHash,
+    /// The event's hash: the stored one in format 1, `SHA-256(record)` in
+    /// format 2.
+    pub hash: EventHash,
+    /// Whether the stored hash matches the event's content. Always true in
+    /// format 2, where the hash is computed from the stored bytes and an
+    /// edit shows as a broken link instead.
+    pub consistent: bool,
+}
+
+impl Link {
+    /// The link of an event already decoded (any format): its hash is
+    /// recomputed from its fields.
+    #[must_use]
+    pub fn of_event(chain: &ChainId, event: &AuditEvent) -> Self {
+        Self {
+            position: event.seq,
+            seq: event.seq,
+            in_chain: &event.chain == chain,
+            prev_hash: event.prev_hash,
+            hash: event.hash,
+            consistent: event.compute_hash() == event.hash,
+        }
+    }
+}
+
+/// The link of the record stored at `(chain, position)`, checking the
+/// record strictly without building an event.
+pub(crate) fn link(chain: &ChainId, position: i64, record: &str) -> Result<Link> {
+    let position = stored_seq(position)?;
+    let fields = parse(position, record)?;
+    check(position, &fields)?;
+    Ok(Link {
+        position,
+        seq: fields.seq,
+        in_chain: fields.chain == chain.as_str(),
+        prev_hash: prev_hash(position, &fields)?,
+        hash: hash_bytes(record.as_bytes()),
+        consistent: true,
+    })
+}
+
+/// Decodes the record stored at `(chain, position)` into an event.
+pub(crate) fn decode(chain: &str, position: i64, record: &str) -> Result<AuditEvent> {
+    let position = stored_seq(position)?;
+    let fields = parse(position, record)?;
+    check(position, &fields)?;
+    let bad = |column, reason| Error::corrupt(position, column, reason);
+    if fields.chain != chain || fields.seq != position {
+        return Err(bad("record", "names another chain or seq than its row"));
+    }
+    let prev = prev_hash(position, &fields)?;
+    Ok(AuditEvent {
+        format: EventFormat::V2,
+        chain: ChainId::parse(&fields.chain).map_err(|_| bad("chain", "is not a chain id"))?,
+        seq: fields.seq,
+        time: DateTime::from_timestamp_micros(fields.time_us)
+            .ok_or(bad("time_us", "out of range"))?,
+        actor: fields.actor.into_owned(),
+        run: fields.run.map(Cow::into_owned),
+        stage: fields.stage.map(Cow::into_owned),
+        attempt: fields.attempt,
+        action: parse_action(position, &fields.action)?,
+        store: fields.store.map(Cow::into_owned),
+        path: fields.path.map(Cow::into_owned),
+        decision: parse_decision(position, &fields.decision)?,
+        reason: fields.reason.map(Cow::into_owned),
+        token_id_hmac: fields
+            .token_id_hmac
+            .as_deref()
+            .map(TokenIdHmac::from_hex)
+            .transpose()
+            .map_err(|_| bad("token_id_hmac", "is not an HMAC"))?,
+        origin: fields
+            .origin
+            .parse()
+            .map_err(|_| bad("origin", "unknown"))?,
+        prev_hash: prev,
+        hash: hash_bytes(record.as_bytes()),
+    })
+}
+
+fn stored_seq(position: i64) -> Result<u64> {
+    u64::try_from(position)
+        .ok()
+        .filter(|s| *s >= 1)
+        .ok_or(Error::corrupt(0, "seq", "is not a positive integer"))
+}
+
+fn parse(position: u64, record: &str) -> Result<RecordIn<'_>> {
+    serde_json::from_str(record)
+        .map_err(|_| Error::corrupt(position, "record", "is not a weir event record"))
+}
+
+/// Every check [`decode`] makes that needs no allocation.
+fn check(position: u64, f: &RecordIn<'_>) -> Result<()> {
+    let bad = |column, reason| Error::corrupt(position, column, reason);
+    if f.format != RECORD_FORMAT {
+        return Err(bad("record", "has an unknown format"));
+    }
+    ChainId::parse(&f.chain).map_err(|_| bad("chain", "is not a chain id"))?;
+    DateTime::from_timestamp_micros(f.time_us).ok_or(bad("time_us", "out of range"))?;
+    if f.actor.is_empty() {
+        return Err(bad("actor", "is empty"));
+    }
+    parse_action(position, &f.action)?;
+    parse_decision(position, &f.decision)?;
+    if let Some(t) = f.token_id_hmac.as_deref() {
+        TokenIdHmac::from_hex(t).map_err(|_| bad("token_id_hmac", "is not an HMAC"))?;
+    }
+    f.origin
+        .parse::<Origin>()
+        .map_err(|_| bad("origin", "unknown"))?;
+    Ok(())
+}
+
+fn parse_action(position: u64, action: &str) -> Result<Action> {
+    action
+        .parse()
+        .map_err(|_| Error::corrupt(position, "action", "unknown"))
+}
+
+fn parse_decision(position: u64, decision: &str) -> Result<Decision> {
+    decision
+        .parse()
+        .map_err(|_| Error::corrupt(position, "decision", "unknown"))
+}
+
+fn prev_hash(position: u64, f: &RecordIn<'_>) -> Result<EventHash> {
+    EventHash::from_hex(&f.prev_hash)
+        .map_err(|_| Error::corrupt(position, "prev_hash", "is not a hash"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::NewEvent;
+
+    fn sealed(new: NewEvent) -> (AuditEvent, String) {
+        let time = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let chain = ChainId::parse("cli").unwrap();
+        let prev = EventHash::from_bytes([7; 32]);
+        let (event, record) = AuditEvent::seal(EventFormat::V2, chain, 3, time, prev, new).unwrap();
+        (event, record.unwrap())
+    }
+
+    fn sample() -> (AuditEvent, String) {
+        sealed(
+            NewEvent::new("svc-train", Action::Read, Decision::Allow, Origin::Cli)
+                .with_stage("01J0RUN", "prepare", 1)
+                .with_resource("lake", "raw/\"quoted\"\\dir/part-0.parquet")
+                .with_reason("grant g1 – ünïcode"),
+        )
+    }
+
+    #[test]
+    fn record_round_trips_and_hashes_its_bytes() {
+        let (event, record) = sample();
+        assert!(record.starts_with(r#"{"format":"weir-audit/event/v2","chain":"cli","seq":3,"#));
+        assert!(record.ends_with(&format!(r#""prev_hash":"{}"}}"#, "07".repeat(32))));
+        assert_eq!(event.hash, hash_bytes(record.as_bytes()));
+        assert_eq!(event.compute_hash(), event.hash);
+        assert_eq!(event.to_record().unwrap(), record);
+        assert_eq!(decode("cli", 3, &record).unwrap(), event);
+        let link = link(&event.chain, 3, &record).unwrap();
+        assert_eq!(
+            (link.seq, link.in_chain, link.prev_hash, link.hash),
+            (3, true, event.prev_hash, event.hash)
+        );
+    }
+
+    #[test]
+    fn every_field_is_in_the_record() {
+        let (event, record) = sample();
+        let mut changed = event.clone();
+        changed.actor = "other".into();
+        assert_ne!(changed.to_record().unwrap(), record);
+        changed = event.clone();
+        changed.attempt = None;
+        assert_ne!(changed.compute_hash(), event.hash);
+        changed = event.clone();
+        changed.prev_hash = EventHash::GENESIS;
+        assert_ne!(changed.compute_hash(), event.hash);
+    }
+
+    #[test]
+    fn formats_never_share_a_hash() {
+        let (event, _) = sample();
+        let mut v1 = event.clone();
+        v1.format = EventFormat::V1;
+        assert_ne!(v1.compute_hash(), event.compute_hash());
+    }
+
+    #[test]
+    fn hostile_records_are_corrupt_rows_with_their_seq() {
+        let (_, record) = sample();
+        let cases = [
+            String::new(),
+            "null".into(),
+            "{}".into(),
+            record.replace("weir-audit/event/v2", "weir-audit/event/v9"),
+            record.replace(r#""decision":"allow""#, r#""decision":"maybe""#),
+            record.replace(r#""action":"read""#, r#""action":"READ""#),
+            record.replace(r#""origin":"cli""#, r#""origin":"worker:""#),
+            record.replace(r#""actor":"svc-train""#, r#""actor":"""#),
+            record.replace(r#""attempt":1"#, r#""attempt":-1"#),
+            record.replace(r#""seq":3"#, r#""seq":"3""#),
+            record.replace("}", r#","extra":1}"#),
+            record.replace(r#""stage":"prepare""#, r#""stage":"prepare","stage":"x""#),
+            record.replace(&"07".repeat(32), &"AB".repeat(32)),
+            record.replace(
+                r#""time_us":1700000000123456"#,
+                r#""time_us":9223372036854775807"#,
+            ),
+            record[..record.len() - 1].to_owned(),
+        ];
+        for bad in &cases {
+            let err = decode("cli", 3, bad).unwrap_err();
+            assert!(
+                matches!(err, Error::CorruptRow { seq: 3, .. }),
+                "{bad}: {err:?}"
+            );
+            assert!(
+                link(&ChainId::parse("cli").unwrap(), 3, bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_moved_to_another_row_is_caught() {
+        let (_, record) = sample();
+        assert!(decode("cli", 4, &record).is_err());
+        assert!(decode("api", 3, &record).is_err());
+        let chain = ChainId::parse("api").unwrap();
+        let moved = link(&chain, 4, &record).unwrap();
+        assert_eq!((moved.position, moved.seq, moved.in_chain), (4, 3, false));
+        assert!(matches!(
+            decode("cli", 0, &record),
+            Err(Error::CorruptRow { seq: 0, .. })
+        ));
+    }
+}
