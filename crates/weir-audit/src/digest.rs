@@ -75,26 +75,28 @@ impl EventHash {
     ///
     /// [`Error::InvalidDigest`] for anything else.
     pub fn from_hex(hex: &str) -> Result<Self> {
-        // Hot in `verify` (two per row): one pass, no allocation, and only
-        // lowercase digits accepted (so every hash has one spelling).
-        let bad = Error::InvalidDigest {
+        // Hot in `verify` (once or twice per row): one pass, no allocation,
+        // and only lowercase digits accepted (so every hash has one
+        // spelling).
+        let bad = || Error::InvalidDigest {
             reason: "hash must be 64 lowercase hex digits",
         };
-        let digits = hex.as_bytes();
-        if digits.len() != 64 {
-            return Err(bad);
-        }
+        let digits: &[u8; 64] = hex.as_bytes().try_into().map_err(|_| bad())?;
         let mut out = [0u8; 32];
+        let mut invalid = 0u8;
         for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-            let (Some(&hi), Some(&lo)) = (pair.first(), pair.get(1)) else {
-                return Err(bad);
+            let (hi, lo) = match pair {
+                [hi, lo] => (hex_value(*hi), hex_value(*lo)),
+                _ => (INVALID, INVALID),
             };
-            match (lower_hex_value(hi), lower_hex_value(lo)) {
-                (Some(hi), Some(lo)) => *byte = (hi << 4) | lo,
-                _ => return Err(bad),
-            }
+            invalid |= (hi | lo) & INVALID;
+            *byte = (hi << 4) | (lo & 0x0f);
         }
-        Ok(Self(out))
+        if invalid == 0 {
+            Ok(Self(out))
+        } else {
+            Err(bad())
+        }
     }
 
     /// 64 lowercase hex digits.
@@ -114,14 +116,33 @@ fn lower_hex_digit(n: u8) -> char {
     char::from(if n < 10 { b'0' + n } else { b'a' + (n - 10) })
 }
 
-/// The value of a lowercase hex digit.
-fn lower_hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
+/// Marks a byte that is no lowercase hex digit in [`LOWER_HEX`].
+const INVALID: u8 = 0x80;
+
+/// The value of a lowercase hex digit, or [`INVALID`].
+fn hex_value(c: u8) -> u8 {
+    LOWER_HEX.get(usize::from(c)).copied().unwrap_or(INVALID)
 }
+
+/// The value of each lowercase hex digit, [`INVALID`] for every other byte.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const evaluation: a bad index fails the build"
+)]
+const LOWER_HEX: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 impl fmt::Display for EventHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

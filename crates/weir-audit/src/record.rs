@@ -42,6 +42,8 @@ use crate::digest::{EventHash, hash_bytes};
 use crate::error::{Error, Result};
 use crate::event::{Action, AuditEvent, Decision, EventFormat, Origin};
 
+mod canonical;
+
 /// The `format` value of every format-2 record.
 pub(crate) const RECORD_FORMAT: &str = "weir-audit/event/v2";
 
@@ -167,8 +169,29 @@ impl Link {
 
 /// The link of the record stored at `(chain, position)`, checking the
 /// record strictly without building an event.
+///
+/// A record in exactly the form [`encode`] writes is read by
+/// [`canonical::fields`] (no allocation, several times faster than a JSON
+/// parser); anything else, damaged or merely unusual, goes through the
+/// same strict `serde_json` reading as [`decode`], so the fast path can
+/// neither refuse a good record nor accept one [`decode`] would refuse.
 pub(crate) fn link(chain: &ChainId, position: i64, record: &str) -> Result<Link> {
     let position = stored_seq(position)?;
+    if let Some(f) = canonical::fields(record).filter(|f| f.valid_in(chain)) {
+        return Ok(Link {
+            position,
+            seq: f.seq,
+            in_chain: true,
+            prev_hash: f.prev_hash,
+            hash: hash_bytes(record.as_bytes()),
+            consistent: true,
+        });
+    }
+    link_strict(chain, position, record)
+}
+
+/// [`link`] through the strict `serde_json` reading.
+fn link_strict(chain: &ChainId, position: u64, record: &str) -> Result<Link> {
     let fields = parse(position, record)?;
     check(position, &fields)?;
     Ok(Link {
@@ -219,6 +242,50 @@ pub(crate) fn decode(chain: &str, position: i64, record: &str) -> Result<AuditEv
         prev_hash: prev,
         hash: hash_bytes(record.as_bytes()),
     })
+}
+
+/// The rows of a chunk read as `group_concat(seq, ',')` and
+/// `group_concat(record, char(30))`: `(position, record)` pairs in
+/// increasing position. `None` if the two lists disagree in length, a
+/// position is not a positive integer or positions do not increase: only
+/// tampering can cause that (JSON text never holds the byte 0x1E), and the
+/// caller then reads the rows one by one to name the damaged one.
+pub(crate) fn split_chunk<'a>(positions: &str, records: &'a str) -> Option<Vec<(u64, &'a str)>> {
+    let mut out = Vec::with_capacity(512);
+    let mut records = records.split('\u{1e}');
+    let mut previous = 0;
+    for position in positions.split(',') {
+        let position: u64 = position.parse().ok().filter(|p| *p > previous)?;
+        out.push((position, records.next()?));
+        previous = position;
+    }
+    records.next().is_none().then_some(out)
+}
+
+/// How many positions a chunk's `group_concat(seq, ',')` lists and the
+/// last one; `None` if the last is not an integer.
+pub(crate) fn chunk_extent(positions: &str) -> Option<(u32, u64)> {
+    let count = positions.bytes().filter(|b| *b == b',').count() + 1;
+    let last = positions.rsplit(',').next()?.parse().ok()?;
+    Some((u32::try_from(count).ok()?, last))
+}
+
+/// The links of a chunk ([`split_chunk`]); `None` if it does not split.
+pub(crate) fn chunk_links(
+    chain: &ChainId,
+    positions: &str,
+    records: &str,
+) -> Option<Result<Vec<Link>>> {
+    let rows = split_chunk(positions, records)?;
+    Some(
+        rows.into_iter()
+            .map(|(position, record)| {
+                let position = i64::try_from(position)
+                    .map_err(|_| Error::corrupt(0, "seq", "out of range"))?;
+                link(chain, position, record)
+            })
+            .collect(),
+    )
 }
 
 fn stored_seq(position: i64) -> Result<u64> {
@@ -365,6 +432,93 @@ mod tests {
                 link(&ChainId::parse("cli").unwrap(), 3, bad).is_err(),
                 "{bad}"
             );
+        }
+    }
+
+    mod fast_path {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn arb_text() -> impl Strategy<Value = String> {
+            // Quotes, backslashes, slashes, non-ASCII and DEL, but no
+            // control characters (admission refuses those).
+            prop::collection::vec(
+                prop_oneof![
+                    Just('"'),
+                    Just('\\'),
+                    Just('/'),
+                    Just('\u{7f}'),
+                    Just('é'),
+                    Just('日'),
+                    prop::char::range('a', 'z'),
+                ],
+                1..24,
+            )
+            .prop_map(|c| c.into_iter().collect())
+        }
+
+        proptest! {
+            /// The fast reader takes every record the writer makes, and
+            /// whatever it takes (after any one-byte edit) the strict
+            /// reading takes too, with the same link.
+            #[test]
+            fn agrees_with_the_strict_reading(
+                actor in arb_text(),
+                path in prop::option::of(arb_text()),
+                reason in prop::option::of(arb_text()),
+                at in any::<prop::sample::Index>(),
+                byte in any::<u8>(),
+            ) {
+                let mut new = NewEvent::new(actor, Action::Write, Decision::Deny, Origin::Api)
+                    .with_run("r-1");
+                if let Some(path) = path {
+                    new = new.with_resource("lake", path);
+                }
+                if let Some(reason) = reason {
+                    new = new.with_reason(reason);
+                }
+                let (event, record) = sealed(new);
+                let chain = ChainId::parse("cli").unwrap();
+                let fast = canonical::fields(&record).filter(|f| f.valid_in(&chain));
+                prop_assert!(fast.is_some(), "{record}");
+                prop_assert_eq!(link(&chain, 3, &record).unwrap(), link_strict(&chain, 3, &record).unwrap());
+                prop_assert_eq!(decode("cli", 3, &record).unwrap(), event);
+
+                let mut bytes = record.into_bytes();
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+                let fast_takes = |m: &str| canonical::fields(m).is_some_and(|f| f.valid_in(&chain));
+                if let Some(mutated) = String::from_utf8(bytes).ok().filter(|m| fast_takes(m)) {
+                    let strict = link_strict(&chain, 3, &mutated);
+                    prop_assert!(strict.is_ok(), "fast path took what strict refuses: {mutated}");
+                    prop_assert_eq!(link(&chain, 3, &mutated).unwrap(), strict.unwrap());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_split_into_rows_or_refuse() {
+        let (_, record) = sample();
+        let joined = format!("{record}\u{1e}{record}");
+        let rows = split_chunk("4,9", &joined).unwrap();
+        assert_eq!(rows, vec![(4, record.as_str()), (9, record.as_str())]);
+        assert_eq!(split_chunk("4", "x").unwrap(), vec![(4, "x")]);
+        assert_eq!(
+            split_chunk("4,5", "\u{1e}").unwrap(),
+            vec![(4, ""), (5, "")]
+        );
+        for (positions, records) in [
+            ("4,9", record.as_str()),
+            ("4", joined.as_str()),
+            ("9,4", joined.as_str()),
+            ("4,4", joined.as_str()),
+            ("0,1", joined.as_str()),
+            ("4,x", joined.as_str()),
+            ("", "x"),
+        ] {
+            assert!(split_chunk(positions, records).is_none(), "{positions}");
         }
     }
 

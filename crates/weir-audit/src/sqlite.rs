@@ -48,7 +48,7 @@ use crate::event::{AuditEvent, EventFormat, NewEvent};
 use crate::filter::{Filter, Page, check_limit, seq_to_sql};
 use crate::mirror::Mirror;
 use crate::private_file::ensure_private_dir;
-use crate::record::Link;
+use crate::record::{self, Link};
 use crate::row::{
     checkpoint_columns, decode_chain, decode_checkpoint, decode_event, decode_head,
     decode_head_mark, decode_link, decode_record, event_columns, head_columns,
@@ -250,6 +250,13 @@ const SELECT_EVENTS_V2: &str = concat!(
 /// What verification reads of a format-2 row: no generated column.
 const SELECT_RECORDS: &str =
     "SELECT seq, record FROM audit_events WHERE chain = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3";
+/// Rows verification reads in one go (see [`SqliteSink::spawn_chunk`]).
+const CHUNK: u32 = 512;
+/// Up to `?3` rows of a chain from seq `?2` as one row: positions joined
+/// by `,`, records joined by RS. The ordered, limited subquery is not
+/// flattened into the aggregate, and `split_chunk` checks the order anyway.
+const SELECT_RECORD_CHUNK: &str = "SELECT group_concat(seq, ','), group_concat(record, char(30)) \
+     FROM (SELECT seq, record FROM audit_events WHERE chain = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3)";
 const SELECT_HEAD: &str = "SELECT seq, hash FROM audit_heads WHERE chain = ?1";
 const SELECT_CHECKPOINTS: &str = concat!(
     "SELECT ",
@@ -385,6 +392,44 @@ impl SqliteSink {
         self.format
     }
 
+    /// Starts reading up to `limit` (at most [`CHUNK`]) format-2 rows of
+    /// `chain` from `from_seq` as one row: their positions joined by `,`
+    /// and their records joined by RS (0x1E, a byte no JSON text holds).
+    /// One value per chunk crosses from SQLite instead of two per row.
+    fn spawn_chunk(
+        &self,
+        chain: &ChainId,
+        from_seq: u64,
+        limit: u32,
+    ) -> tokio::task::JoinHandle<std::result::Result<Option<(String, String)>, sqlx::Error>> {
+        let pool = self.pool.clone();
+        let chain = chain.as_str().to_owned();
+        tokio::spawn(async move {
+            let row: (Option<String>, Option<String>) = sqlx::query_as(SELECT_RECORD_CHUNK)
+                .bind(chain)
+                .bind(seq_to_sql(from_seq))
+                .bind(i64::from(limit))
+                .fetch_one(&pool)
+                .await?;
+            Ok(row.0.zip(row.1))
+        })
+    }
+
+    /// The links of up to `limit` format-2 rows, read and checked one row
+    /// at a time (exact about which row is damaged).
+    async fn links_by_row(&self, chain: &ChainId, from_seq: u64, limit: u32) -> Result<Vec<Link>> {
+        let mut rows = sqlx::query(SELECT_RECORDS)
+            .bind(chain.as_str())
+            .bind(seq_to_sql(from_seq))
+            .bind(i64::from(limit))
+            .fetch(&self.pool);
+        let mut links = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(Error::db("read events"))? {
+            links.push(decode_link(chain, &row)?);
+        }
+        Ok(links)
+    }
+
     fn decode_rows(&self, rows: &[SqliteRow]) -> Result<Vec<AuditEvent>> {
         match self.format {
             EventFormat::V1 => rows.iter().map(decode_event).collect(),
@@ -465,16 +510,42 @@ impl AuditSink for SqliteSink {
             let events = self.events(chain, from_seq, limit).await?;
             return Ok(events.iter().map(|e| Link::of_event(chain, e)).collect());
         }
-        // Each row is hashed as it arrives, while SQLite's worker thread
-        // steps to the next ones.
-        let mut rows = sqlx::query(SELECT_RECORDS)
-            .bind(chain.as_str())
-            .bind(seq_to_sql(from_seq))
-            .bind(i64::from(limit))
-            .fetch(&self.pool);
+        // Chunks are read one after another (each starts after the last
+        // seq of the one before); each is hashed while SQLite reads the
+        // next. (Hashing on other threads as well was slower on two cores:
+        // it takes the core the reading thread needs.)
         let mut links = Vec::with_capacity(usize::try_from(limit).unwrap_or(0));
-        while let Some(row) = rows.try_next().await.map_err(Error::db("read events"))? {
-            links.push(decode_link(chain, &row)?);
+        let mut read: u32 = 0;
+        let mut next = Some(self.spawn_chunk(chain, from_seq, limit.min(CHUNK)));
+        while let Some(handle) = next.take() {
+            let Some((positions, records)) = handle
+                .await
+                .map_err(|_| task_failed())?
+                .map_err(Error::db("read events"))?
+            else {
+                break;
+            };
+            let Some((count, last)) = record::chunk_extent(&positions) else {
+                // Only tampering makes a position no integer: read this
+                // chunk row by row, which names the row, and stop there.
+                let from = next_seq(&positions, from_seq);
+                links.extend(self.links_by_row(chain, from, CHUNK).await?);
+                break;
+            };
+            read = read.saturating_add(count);
+            if count == CHUNK && read < limit {
+                next = Some(self.spawn_chunk(chain, last + 1, (limit - read).min(CHUNK)));
+            }
+            match record::chunk_links(chain, &positions, &records) {
+                Some(chunk) => links.extend(chunk?),
+                None => {
+                    // A record holding the separator (only tampering puts
+                    // it there): read the chunk row by row.
+                    let from = links.last().map_or(from_seq, |l: &Link| l.position + 1);
+                    links.extend(self.links_by_row(chain, from, CHUNK).await?);
+                    break;
+                }
+            }
         }
         Ok(links)
     }
@@ -522,6 +593,21 @@ impl AuditSink for SqliteSink {
     async fn checkpoint_now(&self) -> Result<Option<Checkpoint>> {
         self.writer.checkpoint_now().await
     }
+}
+
+fn task_failed() -> Error {
+    Error::Internal {
+        reason: "audit read task failed",
+    }
+}
+
+/// The first position of a chunk, or `fallback`.
+fn next_seq(positions: &str, fallback: u64) -> u64 {
+    positions
+        .split(',')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(fallback)
 }
 
 /// The writer task's connection.

@@ -484,3 +484,55 @@ async fn a_redefined_table_or_view_is_reported_and_refused() {
         );
     }
 }
+
+/// Verification reads rows in chunks joined by the byte 0x1E; a record
+/// edited to hold that byte, or a plain edit chunks away from the start,
+/// is still named exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_is_named_exactly_in_any_chunk() {
+    let edits = [
+        (
+            1_100,
+            "UPDATE audit_events SET record = json_set(record, '$.actor', 'x') WHERE seq = ?1",
+        ),
+        (
+            700,
+            "UPDATE audit_events SET record = record || char(30) || '{}' WHERE seq = ?1",
+        ),
+        (
+            3,
+            "UPDATE audit_events SET record = char(30) WHERE seq = ?1",
+        ),
+        (1_499, "UPDATE audit_events SET seq = 2000 WHERE seq = ?1"),
+    ];
+    for (seq, edit) in edits {
+        let h = SqliteHarness::new();
+        let c = ChainId::parse("chunks").unwrap();
+        let sink = h.open(&c).await;
+        futures::future::join_all((0..1_500).map(|i| sink.append(ev(i))))
+            .await
+            .into_iter()
+            .for_each(|r| assert!(r.is_ok()));
+        let mut conn = h.raw().await;
+        sqlx::raw_sql(DROP_TRIGGERS)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(edit)
+            .bind(i64::from(seq))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let report = verify(sink.as_ref(), &h.signer.verifying_key())
+            .await
+            .unwrap();
+        let d = report.damage().unwrap();
+        let seq = u64::try_from(seq).unwrap();
+        let expected = if seq == 1_499 {
+            (DamageKind::Deleted, 1_499)
+        } else {
+            (DamageKind::Edited, seq)
+        };
+        assert_eq!((d.kind, d.seq), expected, "{edit}: {d:?}");
+    }
+}
