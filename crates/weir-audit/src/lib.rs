@@ -51,10 +51,13 @@
 //!   holding the event is on stable storage (group commit amortizes the
 //!   `fsync`); an error means the event was not written.
 //! - **Tamper evidence.** Each event's hash covers every field and its
-//!   predecessor's hash, in a documented canonical encoding ([`EventHash`]);
+//!   predecessor's hash ([`EventFormat`]: in format 2, the SQLite default,
+//!   the hash is SHA-256 over the stored record itself; in format 1, over a
+//!   documented binary encoding of the columns, see [`EventHash`]);
 //!   Ed25519 checkpoints signed with a key outside the database make
 //!   truncation and suffix rewrites detectable. [`verify`] reports edits,
-//!   deletions, reordering, truncation and forged checkpoints.
+//!   deletions, reordering, truncation, forged checkpoints and a
+//!   redefined table.
 //! - **No secrets stored.** Fields that look like JWTs, hold control
 //!   characters or exceed size caps are refused; token ids are stored only
 //!   as HMAC-SHA256 under an [`AuditKey`]. Keys are 0600 files in a 0700
