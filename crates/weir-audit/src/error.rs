@@ -64,6 +64,15 @@ pub enum Error {
         source: Arc<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The audit database's tables were redefined outside weir (see
+    /// [`DamageKind::Restructured`](crate::DamageKind::Restructured)): weir
+    /// neither writes to it nor trusts its columns.
+    #[error("the audit database was restructured outside weir: {reason}")]
+    Restructured {
+        /// What differs.
+        reason: &'static str,
+    },
+
     /// A stored row does not decode: the database was edited outside the API.
     #[error("stored row at seq {seq} is corrupt: {column} {reason}")]
     CorruptRow {

@@ -190,14 +190,20 @@ pub(crate) fn decode_link(chain: &ChainId, row: &SqliteRow) -> Result<Link> {
     record::link(chain, seq, record)
 }
 
-/// Decodes `seq, hash` of a head row.
-pub(crate) fn decode_head_mark(row: &SqliteRow) -> Result<(u64, EventHash)> {
+/// Decodes `seq, hash` of a head row, for either driver.
+pub(crate) fn decode_head_mark<'r, R>(row: &'r R) -> Result<(u64, EventHash)>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
     let bad = |_| Error::corrupt(0, "audit_heads", "does not decode");
     let seq: i64 = row.try_get(0).map_err(bad)?;
-    let hash: &str = row.try_get(1).map_err(bad)?;
+    let hash: String = row.try_get(1).map_err(bad)?;
     let seq =
         u64::try_from(seq).map_err(|_| Error::corrupt(0, "audit_heads", "seq out of range"))?;
-    let hash = EventHash::from_hex(hash)
+    let hash = EventHash::from_hex(&hash)
         .map_err(|_| Error::corrupt(0, "audit_heads", "hash is not a hash"))?;
     Ok((seq, hash))
 }

@@ -794,8 +794,8 @@ fn bind_event<'q>(query: SqliteQuery<'q>, e: &'q AuditEvent) -> SqliteQuery<'q> 
 ///
 /// # Errors
 ///
-/// [`Error::CorruptRow`] (column `audit_events`) if the file holds an
-/// events table or view weir did not define: weir will not append to it.
+/// [`Error::Restructured`] if the file holds an events table or view weir
+/// did not define: weir will not append to it.
 async fn ensure_schema(conn: &mut SqliteConnection) -> Result<EventFormat> {
     let mut tx = conn
         .begin_with("BEGIN IMMEDIATE")
@@ -816,11 +816,9 @@ async fn ensure_schema(conn: &mut SqliteConnection) -> Result<EventFormat> {
                 .await
                 .map_err(Error::db("read the table definition"))?;
             if v1_columns != 3 {
-                return Err(Error::corrupt(
-                    0,
-                    "audit_events",
-                    "is defined neither as weir's format 1 nor format 2",
-                ));
+                return Err(Error::Restructured {
+                    reason: "audit_events is defined neither as weir's format 1 nor format 2",
+                });
             }
             EventFormat::V1
         }
@@ -833,7 +831,7 @@ async fn ensure_schema(conn: &mut SqliteConnection) -> Result<EventFormat> {
                 .map_err(Error::db("create schema"))?;
         }
         if let Some(reason) = v2_structure_damage(&mut tx).await? {
-            return Err(Error::corrupt(0, "audit_events", reason));
+            return Err(Error::Restructured { reason });
         }
     }
     sqlx::raw_sql(SCHEMA_REST)

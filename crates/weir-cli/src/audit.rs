@@ -214,6 +214,15 @@ async fn verify(audit: &Audit, state_dir: &Path) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Report::Damaged(d) if d.seq == 0 => {
+            println!(
+                "DAMAGED: chain `{}`: {:?} ({})",
+                d.chain.as_str(),
+                d.kind,
+                d.detail
+            );
+            Ok(ExitCode::FAILURE)
+        }
         Report::Damaged(d) => {
             println!(
                 "DAMAGED: chain `{}` at seq {}: {:?} ({})",
