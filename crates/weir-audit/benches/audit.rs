@@ -19,8 +19,8 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use weir_audit::{
-    Action, AuditKey, AuditSink, ChainId, CheckpointSigner, Decision, NETWORK_GATHER_WINDOW,
-    NewEvent, Origin, SinkConfig, SqliteSink, verify,
+    Action, AuditKey, AuditSink, ChainId, CheckpointSigner, Decision, Filter,
+    NETWORK_GATHER_WINDOW, NewEvent, Origin, Page, SinkConfig, SqliteSink, verify,
 };
 use weir_auth::{ActionSet, FixedClock, PathKind, Scope, ScopeEntry, ScopePath, StageClaims};
 use weir_policy::{AccessDecision, DecisionSink, GuardedStore, SinkError};
@@ -164,6 +164,32 @@ fn verify_throughput(c: &mut Criterion) {
                         .unwrap();
                     assert!(!rows.is_empty());
                 }
+            });
+        });
+    }
+    group.finish();
+
+    // `audit query` over the same chain: a first page of a matching filter,
+    // and a filter no event matches, so every row is scanned and its field
+    // extracted from the record (format 2 reads fields through a view).
+    let mut group = c.benchmark_group("query_100k_events");
+    group.sample_size(10);
+    let cases = [
+        (
+            "first_page_of_1000_by_actor",
+            Filter::all().actor("svc-train"),
+        ),
+        (
+            "full_scan_by_path_prefix_no_match",
+            Filter::all().path_prefix("raw/test"),
+        ),
+    ];
+    for (name, filter) in cases {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| {
+                let sink = Arc::clone(&f.sink);
+                let filter = filter.clone();
+                async move { sink.query(&filter, Page::first(1000)).await.unwrap() }
             });
         });
     }

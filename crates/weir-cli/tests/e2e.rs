@@ -726,3 +726,54 @@ fn keys_rotate_api_makes_a_new_api_key_active_and_keeps_the_old_one() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("rotated API token key"), "{stdout}");
 }
+
+/// Runs `sql` against the embedded audit log of the workspace `dir`, as an
+/// attacker with write access to the file would.
+fn tamper_audit_log(dir: &Path, sql: &'static str) {
+    use sqlx::Connection;
+    let db = dir.join(".weir/audit/audit.db");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    });
+}
+
+#[test]
+fn audit_verify_names_an_edited_event_and_refuses_a_redefined_log() {
+    let dir = example_workspace();
+    let (out, _) = run_json(dir.path(), "pipelines/customer_features.yaml");
+    assert!(out.status.success());
+
+    tamper_audit_log(
+        dir.path(),
+        "DROP TRIGGER audit_events_no_update;
+         UPDATE audit_events SET record = json_set(record, '$.decision', 'deny') WHERE seq = 3;",
+    );
+    let verify = weir(dir.path(), &["audit", "verify"]);
+    let text = String::from_utf8_lossy(&verify.stdout).to_string();
+    assert!(!verify.status.success(), "{text}");
+    assert!(
+        text.starts_with("DAMAGED: chain `local` at seq 3: Edited"),
+        "{text}"
+    );
+
+    // A column of the fields view redefined to show another field: weir
+    // refuses to open the log at all, and says why.
+    tamper_audit_log(
+        dir.path(),
+        "PRAGMA writable_schema = ON;
+         UPDATE sqlite_schema SET sql = replace(sql, '''$.decision''', '''$.action''')
+         WHERE type = 'view' AND name = 'audit_event_fields';",
+    );
+    let verify = weir(dir.path(), &["audit", "verify"]);
+    let err = String::from_utf8_lossy(&verify.stderr).to_string();
+    assert!(!verify.status.success());
+    assert!(err.contains("restructured outside weir"), "{err}");
+}
