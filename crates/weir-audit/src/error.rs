@@ -179,6 +179,23 @@ impl Error {
         }
     }
 
+    /// A [`CorruptRow`](Self::CorruptRow) that could not name its seq
+    /// (seq 0) now names `seq`; any other error is unchanged.
+    pub(crate) fn at_seq_if_unknown(self, seq: u64) -> Self {
+        match self {
+            Self::CorruptRow {
+                seq: 0,
+                column,
+                reason,
+            } => Self::CorruptRow {
+                seq,
+                column,
+                reason,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn event(field: &'static str, reason: &'static str) -> Self {
         Self::InvalidEvent { field, reason }
     }

@@ -423,9 +423,12 @@ impl SqliteSink {
             .bind(seq_to_sql(from_seq))
             .bind(i64::from(limit))
             .fetch(&self.pool);
-        let mut links = Vec::new();
+        let mut links: Vec<Link> = Vec::new();
         while let Some(row) = rows.try_next().await.map_err(Error::db("read events"))? {
-            links.push(decode_link(chain, &row)?);
+            // A row whose seq itself does not decode is named by where it
+            // lies: after the last good one.
+            let after = links.last().map_or(from_seq, |l| l.position + 1);
+            links.push(decode_link(chain, &row).map_err(|e| e.at_seq_if_unknown(after))?);
         }
         Ok(links)
     }
@@ -516,7 +519,9 @@ impl AuditSink for SqliteSink {
         // it takes the core the reading thread needs.)
         let mut links = Vec::with_capacity(usize::try_from(limit).unwrap_or(0));
         let mut read: u32 = 0;
-        let mut next = Some(self.spawn_chunk(chain, from_seq, limit.min(CHUNK)));
+        // Where the chunk being awaited starts.
+        let mut start = from_seq;
+        let mut next = Some(self.spawn_chunk(chain, start, limit.min(CHUNK)));
         while let Some(handle) = next.take() {
             let Some((positions, records)) = handle
                 .await
@@ -525,24 +530,25 @@ impl AuditSink for SqliteSink {
             else {
                 break;
             };
+            let room = (limit - read).min(CHUNK);
             let Some((count, last)) = record::chunk_extent(&positions) else {
                 // Only tampering makes a position no integer: read this
                 // chunk row by row, which names the row, and stop there.
-                let from = next_seq(&positions, from_seq);
-                links.extend(self.links_by_row(chain, from, CHUNK).await?);
+                links.extend(self.links_by_row(chain, start, room).await?);
                 break;
             };
-            read = read.saturating_add(count);
+            let this_chunk = start;
+            read = read.saturating_add(count).min(limit);
             if count == CHUNK && read < limit {
-                next = Some(self.spawn_chunk(chain, last + 1, (limit - read).min(CHUNK)));
+                start = last + 1;
+                next = Some(self.spawn_chunk(chain, start, (limit - read).min(CHUNK)));
             }
             match record::chunk_links(chain, &positions, &records) {
                 Some(chunk) => links.extend(chunk?),
                 None => {
                     // A record holding the separator (only tampering puts
                     // it there): read the chunk row by row.
-                    let from = links.last().map_or(from_seq, |l: &Link| l.position + 1);
-                    links.extend(self.links_by_row(chain, from, CHUNK).await?);
+                    links.extend(self.links_by_row(chain, this_chunk, room).await?);
                     break;
                 }
             }
@@ -599,15 +605,6 @@ fn task_failed() -> Error {
     Error::Internal {
         reason: "audit read task failed",
     }
-}
-
-/// The first position of a chunk, or `fallback`.
-fn next_seq(positions: &str, fallback: u64) -> u64 {
-    positions
-        .split(',')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(fallback)
 }
 
 /// The writer task's connection.

@@ -522,11 +522,43 @@ async fn damage_is_named_exactly_in_any_chunk() {
             .unwrap();
         let d = report.damage().unwrap();
         let seq = u64::try_from(seq).unwrap();
-        let expected = if seq == 1_499 {
-            (DamageKind::Deleted, 1_499)
+        let expected = if edit.contains("SET seq") {
+            (DamageKind::Deleted, seq)
         } else {
             (DamageKind::Edited, seq)
         };
         assert_eq!((d.kind, d.seq), expected, "{edit}: {d:?}");
+    }
+}
+
+/// A row moved under a seq that is not an integer (SQLite stores what it
+/// is given) sorts after every other row. Verification cannot place it in
+/// the chain and fails with an error naming the column and the position
+/// after the last row it read, rather than passing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seq_that_is_not_an_integer_fails_verification() {
+    let h = SqliteHarness::new();
+    let c = ChainId::parse("text-seq").unwrap();
+    let sink = h.open(&c).await;
+    futures::future::join_all((0..1_500).map(|i| sink.append(ev(i))))
+        .await
+        .into_iter()
+        .for_each(|r| assert!(r.is_ok()));
+    let mut conn = h.raw().await;
+    sqlx::raw_sql(DROP_TRIGGERS)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_events SET seq = 'x' WHERE seq = 1200")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    match verify(sink.as_ref(), &h.signer.verifying_key()).await {
+        Err(weir_audit::Error::CorruptRow {
+            seq: 1_501,
+            column: "seq",
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
     }
 }
