@@ -38,8 +38,8 @@ use crate::event::{AuditEvent, EventFormat, NewEvent};
 use crate::filter::{Filter, Page, check_limit, seq_to_sql};
 use crate::mirror::Mirror;
 use crate::row::{
-    checkpoint_columns, decode_chain, decode_checkpoint, decode_event, decode_head,
-    decode_head_mark, event_columns, head_columns,
+    checkpoint_columns, decode_chain, decode_checkpoint, decode_event, decode_head, event_columns,
+    head_columns,
 };
 use crate::sealer::{Sealed, Sealer};
 use crate::sink::{AuditSink, SinkConfig};
@@ -138,7 +138,12 @@ const SELECT_CHECKPOINTS: &str = concat!(
     checkpoint_columns!(),
     " FROM audit_checkpoints WHERE chain = $1 ORDER BY seq"
 );
-const SELECT_HEAD: &str = "SELECT seq, hash FROM audit_heads WHERE chain = $1";
+/// The chain head, read without locking it (verification).
+const SELECT_HEAD: &str = concat!(
+    "SELECT ",
+    head_columns!(),
+    " FROM audit_heads WHERE chain = $1"
+);
 const SELECT_CHAINS: &str = "SELECT chain FROM audit_heads UNION SELECT chain FROM audit_checkpoints \
      UNION SELECT DISTINCT chain FROM audit_events ORDER BY 1";
 const QUERY: &str = concat!(
@@ -335,7 +340,11 @@ impl AuditSink for PostgresSink {
             .fetch_optional(&self.pool)
             .await
             .map_err(Error::db("read chain head"))?;
-        row.as_ref().map(decode_head_mark).transpose()
+        Ok(row
+            .as_ref()
+            .map(decode_head)
+            .transpose()?
+            .map(|h| (h.seq, h.hash)))
     }
 
     async fn checkpoints(&self, chain: &ChainId) -> Result<Vec<Checkpoint>> {

@@ -36,11 +36,12 @@ use std::borrow::Cow;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::audit_key::TokenIdHmac;
+use crate::audit_key::{TokenIdHmac, is_lower_hex};
 use crate::chain_id::ChainId;
 use crate::digest::{EventHash, hash_bytes};
 use crate::error::{Error, Result};
 use crate::event::{Action, AuditEvent, Decision, EventFormat, Origin};
+use crate::row::RawEvent;
 
 mod canonical;
 
@@ -165,6 +166,12 @@ impl Link {
             consistent: event.compute_hash() == event.hash,
         }
     }
+
+    /// [`of_event`](Self::of_event) for each of `events`.
+    #[must_use]
+    pub fn of_events(chain: &ChainId, events: &[AuditEvent]) -> Vec<Self> {
+        events.iter().map(|e| Self::of_event(chain, e)).collect()
+    }
 }
 
 /// The link of the record stored at `(chain, position)`, checking the
@@ -213,35 +220,26 @@ pub(crate) fn decode(chain: &str, position: i64, record: &str) -> Result<AuditEv
     if fields.chain != chain || fields.seq != position {
         return Err(bad("record", "names another chain or seq than its row"));
     }
-    let prev = prev_hash(position, &fields)?;
-    Ok(AuditEvent {
-        format: EventFormat::V2,
-        chain: ChainId::parse(&fields.chain).map_err(|_| bad("chain", "is not a chain id"))?,
-        seq: fields.seq,
-        time: DateTime::from_timestamp_micros(fields.time_us)
-            .ok_or(bad("time_us", "out of range"))?,
+    // The same conversions as a format-1 row, so both formats decode alike.
+    RawEvent {
+        chain: fields.chain.into_owned(),
+        seq: i64::try_from(fields.seq).map_err(|_| bad("seq", "out of range"))?,
+        time_us: fields.time_us,
         actor: fields.actor.into_owned(),
         run: fields.run.map(Cow::into_owned),
         stage: fields.stage.map(Cow::into_owned),
-        attempt: fields.attempt,
-        action: parse_action(position, &fields.action)?,
+        attempt: fields.attempt.map(i64::from),
+        action: fields.action.into_owned(),
         store: fields.store.map(Cow::into_owned),
         path: fields.path.map(Cow::into_owned),
-        decision: parse_decision(position, &fields.decision)?,
+        decision: fields.decision.into_owned(),
         reason: fields.reason.map(Cow::into_owned),
-        token_id_hmac: fields
-            .token_id_hmac
-            .as_deref()
-            .map(TokenIdHmac::from_hex)
-            .transpose()
-            .map_err(|_| bad("token_id_hmac", "is not an HMAC"))?,
-        origin: fields
-            .origin
-            .parse()
-            .map_err(|_| bad("origin", "unknown"))?,
-        prev_hash: prev,
-        hash: hash_bytes(record.as_bytes()),
-    })
+        token_id_hmac: fields.token_id_hmac.map(Cow::into_owned),
+        origin: fields.origin.into_owned(),
+        prev_hash: fields.prev_hash.into_owned(),
+        hash: hash_bytes(record.as_bytes()).to_hex(),
+    }
+    .decode(EventFormat::V2)
 }
 
 /// The rows of a chunk read as `group_concat(seq, ',')` and
@@ -302,21 +300,44 @@ fn parse(position: u64, record: &str) -> Result<RecordIn<'_>> {
 
 /// Every check [`decode`] makes that needs no allocation.
 fn check(position: u64, f: &RecordIn<'_>) -> Result<()> {
-    let bad = |column, reason| Error::corrupt(position, column, reason);
     if f.format != RECORD_FORMAT {
-        return Err(bad("record", "has an unknown format"));
+        return Err(Error::corrupt(position, "record", "has an unknown format"));
     }
-    ChainId::parse(&f.chain).map_err(|_| bad("chain", "is not a chain id"))?;
-    DateTime::from_timestamp_micros(f.time_us).ok_or(bad("time_us", "out of range"))?;
-    if f.actor.is_empty() {
+    ChainId::parse(&f.chain).map_err(|_| Error::corrupt(position, "chain", "is not a chain id"))?;
+    check_values(
+        position,
+        f.time_us,
+        &f.actor,
+        &f.action,
+        &f.decision,
+        f.token_id_hmac.as_deref(),
+        &f.origin,
+    )
+}
+
+/// The field checks every reading of a record makes, strict or canonical
+/// (so the two cannot drift apart). Allocates nothing for `cli`/`api`
+/// origins.
+fn check_values(
+    position: u64,
+    time_us: i64,
+    actor: &str,
+    action: &str,
+    decision: &str,
+    token_id_hmac: Option<&str>,
+    origin: &str,
+) -> Result<()> {
+    let bad = |column, reason| Error::corrupt(position, column, reason);
+    DateTime::from_timestamp_micros(time_us).ok_or(bad("time_us", "out of range"))?;
+    if actor.is_empty() {
         return Err(bad("actor", "is empty"));
     }
-    parse_action(position, &f.action)?;
-    parse_decision(position, &f.decision)?;
-    if let Some(t) = f.token_id_hmac.as_deref() {
-        TokenIdHmac::from_hex(t).map_err(|_| bad("token_id_hmac", "is not an HMAC"))?;
+    parse_action(position, action)?;
+    parse_decision(position, decision)?;
+    if token_id_hmac.is_some_and(|t| !is_lower_hex(t, 64)) {
+        return Err(bad("token_id_hmac", "is not an HMAC"));
     }
-    f.origin
+    origin
         .parse::<Origin>()
         .map_err(|_| bad("origin", "unknown"))?;
     Ok(())

@@ -40,35 +40,37 @@ macro_rules! head_columns {
 
 pub(crate) use {checkpoint_columns, event_columns, head_columns};
 
-/// An event row as the driver returns it, before any validation.
-struct RawEvent {
-    chain: String,
-    seq: i64,
-    time_us: i64,
-    actor: String,
-    run: Option<String>,
-    stage: Option<String>,
-    attempt: Option<i64>,
-    action: String,
-    store: Option<String>,
-    path: Option<String>,
-    decision: String,
-    reason: Option<String>,
-    token_id_hmac: Option<String>,
-    origin: String,
-    prev_hash: String,
-    hash: String,
+/// An event as stored (a format-1 row, or a format-2 record's fields),
+/// before any validation.
+pub(crate) struct RawEvent {
+    pub(crate) chain: String,
+    pub(crate) seq: i64,
+    pub(crate) time_us: i64,
+    pub(crate) actor: String,
+    pub(crate) run: Option<String>,
+    pub(crate) stage: Option<String>,
+    pub(crate) attempt: Option<i64>,
+    pub(crate) action: String,
+    pub(crate) store: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) decision: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) token_id_hmac: Option<String>,
+    pub(crate) origin: String,
+    pub(crate) prev_hash: String,
+    pub(crate) hash: String,
 }
 
 impl RawEvent {
-    fn decode(self) -> Result<AuditEvent> {
+    /// Validates every field into an event of `format`.
+    pub(crate) fn decode(self, format: EventFormat) -> Result<AuditEvent> {
         let seq = u64::try_from(self.seq)
             .ok()
             .filter(|s| *s >= 1)
             .ok_or(Error::corrupt(0, "seq", "is not a positive integer"))?;
         let bad = |column, reason| Error::corrupt(seq, column, reason);
         Ok(AuditEvent {
-            format: EventFormat::V1,
+            format,
             chain: ChainId::parse(&self.chain).map_err(|_| bad("chain", "is not a chain id"))?,
             seq,
             time: DateTime::from_timestamp_micros(self.time_us)
@@ -160,52 +162,34 @@ where
         prev_hash: row.try_get(14).map_err(bad("prev_hash"))?,
         hash: row.try_get(15).map_err(bad("hash"))?,
     }
-    .decode()
+    .decode(EventFormat::V1)
 }
 
 /// Decodes a format-2 row selected as `chain, seq, record`.
 pub(crate) fn decode_record(row: &SqliteRow) -> Result<AuditEvent> {
-    let seq: i64 = row
-        .try_get(1)
-        .map_err(|_| Error::corrupt(0, "seq", "not an integer"))?;
-    let at = u64::try_from(seq).unwrap_or(0);
+    let (seq, record) = seq_and_record(row, 1, 2)?;
     let chain: &str = row
         .try_get(0)
-        .map_err(|_| Error::corrupt(at, "chain", "wrong type"))?;
-    let record: &str = row
-        .try_get(2)
-        .map_err(|_| Error::corrupt(at, "record", "wrong type"))?;
+        .map_err(|_| Error::corrupt(u64::try_from(seq).unwrap_or(0), "chain", "wrong type"))?;
     record::decode(chain, seq, record)
 }
 
 /// What verification needs of a format-2 row selected as `seq, record`
 /// from `chain`.
 pub(crate) fn decode_link(chain: &ChainId, row: &SqliteRow) -> Result<Link> {
-    let seq: i64 = row
-        .try_get(0)
-        .map_err(|_| Error::corrupt(0, "seq", "not an integer"))?;
-    let record: &str = row
-        .try_get(1)
-        .map_err(|_| Error::corrupt(u64::try_from(seq).unwrap_or(0), "record", "wrong type"))?;
+    let (seq, record) = seq_and_record(row, 0, 1)?;
     record::link(chain, seq, record)
 }
 
-/// Decodes `seq, hash` of a head row, for either driver.
-pub(crate) fn decode_head_mark<'r, R>(row: &'r R) -> Result<(u64, EventHash)>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let bad = |_| Error::corrupt(0, "audit_heads", "does not decode");
-    let seq: i64 = row.try_get(0).map_err(bad)?;
-    let hash: String = row.try_get(1).map_err(bad)?;
-    let seq =
-        u64::try_from(seq).map_err(|_| Error::corrupt(0, "audit_heads", "seq out of range"))?;
-    let hash = EventHash::from_hex(&hash)
-        .map_err(|_| Error::corrupt(0, "audit_heads", "hash is not a hash"))?;
-    Ok((seq, hash))
+/// The seq and record columns of a format-2 row, by index.
+fn seq_and_record(row: &SqliteRow, seq_at: usize, record_at: usize) -> Result<(i64, &str)> {
+    let seq: i64 = row
+        .try_get(seq_at)
+        .map_err(|_| Error::corrupt(0, "seq", "not an integer"))?;
+    let record: &str = row
+        .try_get(record_at)
+        .map_err(|_| Error::corrupt(u64::try_from(seq).unwrap_or(0), "record", "wrong type"))?;
+    Ok((seq, record))
 }
 
 /// Decodes a checkpoint row selected with [`checkpoint_columns!`].
@@ -289,7 +273,7 @@ mod tests {
 
     #[test]
     fn valid_row_decodes() {
-        let e = raw().decode().unwrap();
+        let e = raw().decode(EventFormat::V1).unwrap();
         assert_eq!((e.seq, e.attempt), (1, Some(1)));
     }
 
@@ -298,7 +282,7 @@ mod tests {
         let mut r = raw();
         r.decision = "maybe".into();
         assert!(matches!(
-            r.decode(),
+            r.decode(EventFormat::V1),
             Err(Error::CorruptRow {
                 seq: 1,
                 column: "decision",
@@ -308,7 +292,7 @@ mod tests {
         let mut r = raw();
         r.seq = -4;
         assert!(matches!(
-            r.decode(),
+            r.decode(EventFormat::V1),
             Err(Error::CorruptRow {
                 seq: 0,
                 column: "seq",
@@ -318,13 +302,13 @@ mod tests {
         let mut r = raw();
         r.hash = "xyz".into();
         assert!(matches!(
-            r.decode(),
+            r.decode(EventFormat::V1),
             Err(Error::CorruptRow { column: "hash", .. })
         ));
         let mut r = raw();
         r.attempt = Some(-1);
         assert!(matches!(
-            r.decode(),
+            r.decode(EventFormat::V1),
             Err(Error::CorruptRow {
                 column: "attempt",
                 ..

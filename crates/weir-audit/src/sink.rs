@@ -71,7 +71,7 @@ pub trait AuditSink: Send + Sync {
     /// without building events.
     async fn links(&self, chain: &ChainId, from_seq: u64, limit: u32) -> Result<Vec<Link>> {
         let events = self.events(chain, from_seq, limit).await?;
-        Ok(events.iter().map(|e| Link::of_event(chain, e)).collect())
+        Ok(Link::of_events(chain, &events))
     }
 
     /// The stored tip of `chain`: the seq and hash of its last event as the

@@ -49,8 +49,8 @@ use crate::mirror::Mirror;
 use crate::private_file::ensure_private_dir;
 use crate::record::Link;
 use crate::row::{
-    checkpoint_columns, decode_chain, decode_checkpoint, decode_event, decode_head,
-    decode_head_mark, decode_record, event_columns, head_columns,
+    checkpoint_columns, decode_chain, decode_checkpoint, decode_event, decode_head, decode_record,
+    event_columns, head_columns,
 };
 use crate::sealer::{Sealed, Sealer};
 use crate::sink::{AuditSink, SinkConfig};
@@ -97,7 +97,6 @@ const SELECT_EVENTS_V2: &str = concat!(
     record_columns!(),
     " FROM audit_events WHERE chain = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3"
 );
-const SELECT_HEAD: &str = "SELECT seq, hash FROM audit_heads WHERE chain = ?1";
 const SELECT_CHECKPOINTS: &str = concat!(
     "SELECT ",
     checkpoint_columns!(),
@@ -308,18 +307,22 @@ impl AuditSink for SqliteSink {
         check_limit(limit)?;
         if self.format == EventFormat::V1 {
             let events = self.events(chain, from_seq, limit).await?;
-            return Ok(events.iter().map(|e| Link::of_event(chain, e)).collect());
+            return Ok(Link::of_events(chain, &events));
         }
         self.links_in_chunks(chain, from_seq, limit).await
     }
 
     async fn head(&self, chain: &ChainId) -> Result<Option<(u64, EventHash)>> {
-        let row = sqlx::query(SELECT_HEAD)
+        let row = sqlx::query(LOAD_HEAD)
             .bind(chain.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(Error::db("read chain head"))?;
-        row.as_ref().map(decode_head_mark).transpose()
+        Ok(row
+            .as_ref()
+            .map(decode_head)
+            .transpose()?
+            .map(|h| (h.seq, h.hash)))
     }
 
     async fn structure_damage(&self) -> Result<Option<&'static str>> {

@@ -255,7 +255,7 @@ pub fn verify_events(
 ) -> Report {
     let (mut walk, forged) = Walk::new(chain, checkpoints, key);
     let page = Fetched {
-        links: events.iter().map(|e| Link::of_event(chain, e)).collect(),
+        links: Link::of_events(chain, events),
         corrupt: None,
     };
     let finding = walk_page(&mut walk, &page, &Fetched::default()).or_else(|| walk.finish());

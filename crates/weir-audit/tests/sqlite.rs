@@ -479,6 +479,32 @@ async fn a_redefined_table_or_view_is_reported_and_refused() {
     }
 }
 
+/// A log of 1,500 events (three verification chunks) on which `edit` was
+/// run with `?1` = `seq`, its triggers dropped first.
+async fn tampered_log_of_1500(
+    chain: &str,
+    edit: &'static str,
+    seq: i32,
+) -> (SqliteHarness, Box<dyn AuditSink>) {
+    let h = SqliteHarness::new();
+    let sink = h.open(&ChainId::parse(chain).unwrap()).await;
+    futures::future::join_all((0..1_500).map(|i| sink.append(ev(i))))
+        .await
+        .into_iter()
+        .for_each(|r| assert!(r.is_ok()));
+    let mut conn = h.raw().await;
+    sqlx::raw_sql(DROP_TRIGGERS)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(edit)
+        .bind(i64::from(seq))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    (h, sink)
+}
+
 /// Verification reads rows in chunks joined by the byte 0x1E; a record
 /// edited to hold that byte, or a plain edit chunks away from the start,
 /// is still named exactly.
@@ -500,23 +526,7 @@ async fn damage_is_named_exactly_in_any_chunk() {
         (1_499, "UPDATE audit_events SET seq = 2000 WHERE seq = ?1"),
     ];
     for (seq, edit) in edits {
-        let h = SqliteHarness::new();
-        let c = ChainId::parse("chunks").unwrap();
-        let sink = h.open(&c).await;
-        futures::future::join_all((0..1_500).map(|i| sink.append(ev(i))))
-            .await
-            .into_iter()
-            .for_each(|r| assert!(r.is_ok()));
-        let mut conn = h.raw().await;
-        sqlx::raw_sql(DROP_TRIGGERS)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        sqlx::query(edit)
-            .bind(i64::from(seq))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        let (h, sink) = tampered_log_of_1500("chunks", edit, seq).await;
         let report = verify(sink.as_ref(), &h.signer.verifying_key())
             .await
             .unwrap();
@@ -537,22 +547,12 @@ async fn damage_is_named_exactly_in_any_chunk() {
 /// after the last row it read, rather than passing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seq_that_is_not_an_integer_fails_verification() {
-    let h = SqliteHarness::new();
-    let c = ChainId::parse("text-seq").unwrap();
-    let sink = h.open(&c).await;
-    futures::future::join_all((0..1_500).map(|i| sink.append(ev(i))))
-        .await
-        .into_iter()
-        .for_each(|r| assert!(r.is_ok()));
-    let mut conn = h.raw().await;
-    sqlx::raw_sql(DROP_TRIGGERS)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit_events SET seq = 'x' WHERE seq = 1200")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let (h, sink) = tampered_log_of_1500(
+        "text-seq",
+        "UPDATE audit_events SET seq = 'x' WHERE seq = ?1",
+        1_200,
+    )
+    .await;
     match verify(sink.as_ref(), &h.signer.verifying_key()).await {
         Err(weir_audit::Error::CorruptRow {
             seq: 1_501,

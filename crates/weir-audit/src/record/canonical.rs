@@ -8,10 +8,8 @@
 //! returns `None` for anything else and the caller falls back to the
 //! `serde_json` reading, which names the problem.
 
-use crate::audit_key::is_lower_hex;
 use crate::chain_id::ChainId;
 use crate::digest::EventHash;
-use crate::event::{Action, Decision, Origin};
 
 /// What verification needs of a canonical record, plus the fields it
 /// checks. Strings are as stored (escapes not undone).
@@ -34,12 +32,16 @@ impl Fields<'_> {
     /// refuses them there), so their stored text is their value.
     pub(super) fn valid_in(&self, chain: &ChainId) -> bool {
         self.chain == chain.as_str()
-            && chrono::DateTime::from_timestamp_micros(self.time_us).is_some()
-            && !self.actor.is_empty()
-            && self.action.parse::<Action>().is_ok()
-            && self.decision.parse::<Decision>().is_ok()
-            && self.token_id_hmac.is_none_or(|t| is_lower_hex(t, 64))
-            && self.origin.parse::<Origin>().is_ok()
+            && super::check_values(
+                0,
+                self.time_us,
+                self.actor,
+                self.action,
+                self.decision,
+                self.token_id_hmac,
+                self.origin,
+            )
+            .is_ok()
     }
 }
 
