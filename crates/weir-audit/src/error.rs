@@ -93,6 +93,19 @@ pub enum Error {
         source: Arc<Error>,
     },
 
+    /// The log could not be made durable: the sync after this append's
+    /// batch was committed failed. The append is reported failed (it may or
+    /// may not survive a power loss), and the sink refuses every later
+    /// append: after a failed `fsync` the kernel may have dropped the dirty
+    /// pages, so only a restart, which re-reads the log, can tell what is
+    /// stored.
+    #[error("audit log sync failed; the sink refuses further appends")]
+    SyncFailed {
+        /// The first sync's error, shared by every refused append.
+        #[source]
+        source: Arc<Error>,
+    },
+
     /// Reading or writing a file failed.
     #[error("i/o error on {path}")]
     Io {

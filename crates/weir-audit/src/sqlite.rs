@@ -2,12 +2,22 @@
 //!
 //! # Durability
 //!
-//! The database runs in WAL mode with `synchronous=FULL`: every commit
-//! appends the transaction to the WAL and `fsync`s it before `COMMIT`
-//! returns, so an acknowledged append survives a process crash *and* a power
-//! loss. (`NORMAL` would only survive a process crash.) Group commit pays
-//! that `fsync` once per batch rather than once per event, which is what
-//! makes `FULL` affordable.
+//! The database runs in WAL mode. An append is acknowledged only once its
+//! transaction is in the WAL *and* the WAL has been `fsync`ed, so it
+//! survives a process crash and a power loss. The writer's connection uses
+//! `synchronous=NORMAL`, so its `COMMIT` returns before that `fsync`, which
+//! the writer's [sync stage](crate::writer) then runs: one batch's `fsync`
+//! overlaps the next batch's transaction instead of holding the write lock
+//! (what `synchronous=FULL` would do). SQLite still syncs the WAL before
+//! each checkpoint into the database file and the database file after it.
+//! Group commit pays each `fsync` once per batch, not once per event.
+//!
+//! A reader (a query, `verify`, another process) may see a batch in the
+//! short time between its commit and its `fsync`. A power loss in that
+//! time removes it together with everything after it (SQLite's WAL
+//! recovery keeps a prefix), so the chain stays whole; nothing removed was
+//! ever acknowledged to its appender, and no checkpoint naming it reached
+//! the mirror file.
 //!
 //! # Concurrency
 //!
@@ -29,6 +39,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -54,7 +65,7 @@ use crate::row::{
 };
 use crate::sealer::{Sealed, Sealer};
 use crate::sink::{AuditSink, SinkConfig};
-use crate::writer::{Store, Writer};
+use crate::writer::{Durability, Store, WalFile, Writer};
 
 /// File name used by [`SqliteSink::open_in_state_dir`].
 pub const SQLITE_FILE_NAME: &str = "audit.db";
@@ -70,7 +81,7 @@ mod chunks;
 mod insert;
 mod schema;
 
-use insert::insert_sealed;
+use insert::write_sealed;
 use schema::{ensure_schema, v2_structure_damage};
 
 const INSERT_CHECKPOINT: &str = concat!(
@@ -80,13 +91,17 @@ const INSERT_CHECKPOINT: &str = concat!(
 );
 const ENSURE_HEAD: &str = "INSERT INTO audit_heads (chain, seq, hash, time_us, checkpoint_seq, checkpoint_time_us) \
      VALUES (?1, 0, ?2, ?3, 0, ?3) ON CONFLICT (chain) DO NOTHING";
+/// Takes the write lock, then reads the head (format 2's first round trip).
+const BEGIN_LOAD_HEAD: &str = concat!(
+    "BEGIN IMMEDIATE; SELECT ",
+    head_columns!(),
+    " FROM audit_heads WHERE chain = ?1"
+);
 const LOAD_HEAD: &str = concat!(
     "SELECT ",
     head_columns!(),
     " FROM audit_heads WHERE chain = ?1"
 );
-const SAVE_HEAD: &str = "UPDATE audit_heads SET seq = ?2, hash = ?3, time_us = ?4, \
-     checkpoint_seq = ?5, checkpoint_time_us = ?6 WHERE chain = ?1";
 const SELECT_EVENTS_V1: &str = concat!(
     "SELECT ",
     event_columns!(),
@@ -175,6 +190,12 @@ impl SqliteSink {
             .execute(&mut conn)
             .await
             .map_err(Error::db("create chain head"))?;
+        // From here on the writer's sync stage makes each commit durable
+        // (see "Durability" above).
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut conn)
+            .await
+            .map_err(Error::db("configure the writer"))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -188,7 +209,11 @@ impl SqliteSink {
             config.checkpoints,
         );
         let writer = Writer::spawn(
-            SqliteStore { conn, format },
+            SqliteStore {
+                conn,
+                format,
+                wal: Arc::new(WalFile::of_database(db_file)),
+            },
             sealer,
             mirror,
             config.max_batch,
@@ -365,11 +390,71 @@ impl AuditSink for SqliteSink {
 struct SqliteStore {
     conn: SqliteConnection,
     format: EventFormat,
+    wal: Arc<WalFile>,
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn commit(
+        &mut self,
+        sealer: &Sealer,
+        batch: Vec<NewEvent>,
+        force: bool,
+    ) -> Result<Sealed> {
+        if self.format == EventFormat::V1 {
+            return self.commit_v1(sealer, batch, force).await;
+        }
+        let result = self.commit_v2(sealer, batch, force).await;
+        if result.is_err() {
+            // Whatever failed, leave no transaction open (a ROLLBACK with
+            // none open fails harmlessly). The next commit starts afresh and
+            // re-reads the head.
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+        }
+        result
+    }
+
+    fn durability(&self) -> Durability {
+        Durability::AfterSync(Arc::clone(&self.wal) as _)
+    }
+
+    fn own_thread(&self) -> bool {
+        // sqlx's SQLite connection runs on a worker thread of its own and
+        // holds no I/O of the caller's runtime.
+        true
+    }
+}
+
+impl SqliteStore {
+    /// A format-2 commit in two round trips to the connection's worker
+    /// thread (each waits for a core under load): `BEGIN IMMEDIATE` with
+    /// the head read, then the events with the head update and `COMMIT`
+    /// (plus one `INSERT` per 64 events beyond 63, and one for a
+    /// checkpoint). The transaction is managed here rather than by sqlx,
+    /// so [`commit`](Store::commit) rolls back on any error.
+    async fn commit_v2(
+        &mut self,
+        sealer: &Sealer,
+        batch: Vec<NewEvent>,
+        force: bool,
+    ) -> Result<Sealed> {
+        let chain = sealer.chain().as_str();
+        let row = sqlx::query(BEGIN_LOAD_HEAD)
+            .bind(chain)
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(Error::db("begin and read chain head"))?;
+        let head = decode_head(&row)?;
+        let sealed = sealer.seal(&head, batch, Utc::now(), force)?;
+        if let Some(cp) = &sealed.checkpoint {
+            insert_checkpoint(&mut self.conn, cp).await?;
+        }
+        write_sealed(&mut self.conn, self.format, chain, &sealed).await?;
+        Ok(sealed)
+    }
+
+    /// A format-1 commit, in a transaction sqlx manages.
+    async fn commit_v1(
         &mut self,
         sealer: &Sealer,
         batch: Vec<NewEvent>,
@@ -388,32 +473,26 @@ impl Store for SqliteStore {
             .map_err(Error::db("read chain head"))?;
         let head = decode_head(&row)?;
         let sealed = sealer.seal(&head, batch, Utc::now(), force)?;
-        insert_sealed(&mut tx, self.format, &sealed).await?;
         if let Some(cp) = &sealed.checkpoint {
-            sqlx::query(INSERT_CHECKPOINT)
-                .bind(cp.chain.as_str())
-                .bind(seq_to_sql(cp.seq))
-                .bind(cp.hash.to_hex())
-                .bind(cp.time.timestamp_micros())
-                .bind(hex::encode(cp.signature))
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::db("insert checkpoint"))?;
+            insert_checkpoint(&mut tx, cp).await?;
         }
-        let h = &sealed.head;
-        sqlx::query(SAVE_HEAD)
-            .bind(chain)
-            .bind(seq_to_sql(h.seq))
-            .bind(h.hash.to_hex())
-            .bind(h.time_us)
-            .bind(seq_to_sql(h.checkpoint_seq))
-            .bind(h.checkpoint_time_us)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::db("update chain head"))?;
+        write_sealed(&mut tx, self.format, chain, &sealed).await?;
         tx.commit().await.map_err(Error::db("commit"))?;
         Ok(sealed)
     }
+}
+
+async fn insert_checkpoint(conn: &mut SqliteConnection, cp: &Checkpoint) -> Result<()> {
+    sqlx::query(INSERT_CHECKPOINT)
+        .bind(cp.chain.as_str())
+        .bind(seq_to_sql(cp.seq))
+        .bind(cp.hash.to_hex())
+        .bind(cp.time.timestamp_micros())
+        .bind(hex::encode(cp.signature))
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(Error::db("insert checkpoint"))
 }
 
 /// Creates `path` with mode 0600 if it does not exist, so the database and

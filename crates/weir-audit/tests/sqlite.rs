@@ -562,3 +562,81 @@ async fn a_seq_that_is_not_an_integer_fails_verification() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Batches around the 64 rows of the format-2 tail statement (which pads
+/// with `NULL` rows, updates the head and commits) are written whole: no
+/// padding row is stored, no event is lost, and the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_around_the_tail_statement_size_commit_whole() {
+    let h = SqliteHarness::new();
+    let c = ChainId::parse("tails").unwrap();
+    let sink = h.open(&c).await;
+    let mut total = 0;
+    for n in [1, 2, 63, 64, 65, 127, 128, 129, 192, 193] {
+        let appends = (0..n).map(|i| sink.append(ev(i)));
+        for result in futures::future::join_all(appends).await {
+            result.unwrap();
+        }
+        total += u64::from(n);
+    }
+    let mut conn = h.raw().await;
+    let (rows, nulls): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE record IS NULL) FROM audit_events")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!((rows, nulls), (i64::try_from(total).unwrap(), 0));
+    sink.checkpoint_now().await.unwrap();
+    let report = verify(sink.as_ref(), &h.signer.verifying_key())
+        .await
+        .unwrap();
+    assert!(
+        matches!(report, weir_audit::Report::Ok { events, .. } if events == total),
+        "{report:?}"
+    );
+}
+
+/// A commit that fails inside the database (here a trigger refuses one
+/// event) fails its appends, writes none of its batch and leaves no
+/// transaction open: the next append continues the chain without a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_rolls_back_and_the_chain_continues() {
+    let h = SqliteHarness::new();
+    let c = ChainId::parse("rollback").unwrap();
+    let sink = h.open(&c).await;
+    assert_eq!(sink.append(ev(1)).await.unwrap().seq, 1);
+    let mut conn = h.raw().await;
+    sqlx::raw_sql(
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON audit_events \
+         WHEN NEW.record LIKE '%\"actor\":\"boom\"%' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let boom = NewEvent::new("boom", Action::Read, Decision::Allow, Origin::Cli);
+    let err = sink.append(boom).await.unwrap_err();
+    assert!(
+        matches!(err, weir_audit::Error::CommitFailed { .. }),
+        "{err:?}"
+    );
+    sqlx::raw_sql("DROP TRIGGER refuse_boom")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(sink.append(ev(2)).await.unwrap().seq, 2, "no gap");
+    let paths: Vec<Option<String>> = sink
+        .events(&c, 1, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(paths, [Some("out/1".to_owned()), Some("out/2".to_owned())]);
+    let report = verify(sink.as_ref(), &h.signer.verifying_key())
+        .await
+        .unwrap();
+    assert!(
+        matches!(report, weir_audit::Report::Ok { events: 2, .. }),
+        "{report:?}"
+    );
+}

@@ -1,13 +1,24 @@
-//! Writing a sealed batch: multi-row `INSERT`s of 1024, 512, ..., 1 rows,
-//! static text for each size and format.
+//! Writing a sealed batch and its new chain head, in as few statements as
+//! possible: each statement is a round trip to the connection's worker
+//! thread, and under load each round trip waits for a core.
+//!
+//! - Format 1: multi-row `INSERT`s of 1024, 512, ..., 1 rows, then the
+//!   head's `UPDATE`.
+//! - Format 2: `INSERT`s of 1024, ..., 64 rows while 64 or more remain,
+//!   then one statement that inserts the last 0 to 63 rows (padded to 64
+//!   with `NULL` rows, which it skips) *and* updates the head. A batch of up
+//!   to 63 events, the usual group commit, is one statement.
+//!
+//! All text is static, one constant per size and format.
 
 use sqlx::Sqlite;
+use sqlx::sqlite::SqliteConnection;
 
 use crate::error::{Error, Result};
 use crate::event::{AuditEvent, EventFormat};
 use crate::filter::seq_to_sql;
 use crate::row::event_columns;
-use crate::sealer::Sealed;
+use crate::sealer::{Head, Sealed};
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, <Sqlite as sqlx::Database>::Arguments>;
 
@@ -111,6 +122,34 @@ const INSERT_V2_4: &str = concat!(v2_insert!(), rows_4!("(?,?,?)"));
 const INSERT_V2_2: &str = concat!(v2_insert!(), rows_2!("(?,?,?)"));
 const INSERT_V2_1: &str = concat!(v2_insert!(), "(?,?,?)");
 
+/// Rows of the format-2 tail statement ([`INSERT_V2_TAIL_SAVE_HEAD`]).
+const TAIL_ROWS: usize = 64;
+
+/// Stores a chain's new head; positional parameters `seq, hash, time_us,
+/// checkpoint_seq, checkpoint_time_us, chain`.
+macro_rules! save_head {
+    () => {
+        "UPDATE audit_heads SET seq = ?, hash = ?, time_us = ?, checkpoint_seq = ?, \
+         checkpoint_time_us = ? WHERE chain = ?"
+    };
+}
+
+/// The format-1 head update.
+const SAVE_HEAD: &str = save_head!();
+
+/// Inserts up to [`TAIL_ROWS`] format-2 rows, skipping the all-`NULL` rows
+/// that pad it, stores the chain's new head (`3 x TAIL_ROWS` parameters for
+/// the rows, then those of [`save_head!`]) and commits.
+const INSERT_V2_TAIL_SAVE_HEAD_COMMIT: &str = concat!(
+    "INSERT INTO audit_events (",
+    record_columns!(),
+    ") SELECT column1, column2, column3 FROM (VALUES ",
+    rows_64!("(?,?,?)"),
+    ") WHERE column1 IS NOT NULL; ",
+    save_head!(),
+    "; COMMIT"
+);
+
 /// The largest power of two that is at most `remaining` and
 /// [`MAX_ROWS_PER_INSERT`] (`remaining > 0`).
 fn chunk_rows(remaining: usize) -> usize {
@@ -148,22 +187,66 @@ fn insert_query(format: EventFormat, rows: usize) -> Option<SqliteQuery<'static>
     })
 }
 
-type Tx<'c> = sqlx::Transaction<'c, Sqlite>;
-
-/// Writes a sealed batch in multi-row `INSERT`s of `format`: every field
-/// in format 1, `(chain, seq, record)` in format 2.
-pub(super) async fn insert_sealed(
-    tx: &mut Tx<'_>,
+/// Writes a sealed batch's events in `format` (every field in format 1,
+/// `(chain, seq, record)` in format 2) and the chain's new head, inside
+/// the transaction the caller opened on `conn`. In format 2 the last
+/// statement also commits that transaction.
+pub(super) async fn write_sealed(
+    conn: &mut SqliteConnection,
     format: EventFormat,
+    chain: &str,
     sealed: &Sealed,
 ) -> Result<()> {
-    if format == EventFormat::V2 && sealed.records.len() != sealed.events.len() {
+    if format == EventFormat::V1 {
+        insert_chunks(conn, format, sealed, sealed.events.len()).await?;
+        return bind_head(sqlx::query(SAVE_HEAD), &sealed.head, chain)
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+            .map_err(Error::db("update chain head"));
+    }
+    if sealed.records.len() != sealed.events.len() {
         return Err(Error::Internal {
             reason: "a sealed event has no record",
         });
     }
+    let bulk = sealed.events.len() - sealed.events.len() % TAIL_ROWS;
+    insert_chunks(conn, format, sealed, bulk).await?;
+    let tail = sealed.events.iter().zip(&sealed.records).skip(bulk);
+    let padding = TAIL_ROWS - tail.len();
+    let query = tail.fold(sqlx::query(INSERT_V2_TAIL_SAVE_HEAD_COMMIT), bind_record);
+    let query = (0..padding).fold(query, |q, _| {
+        q.bind(None::<&str>).bind(None::<i64>).bind(None::<&str>)
+    });
+    bind_head(query, &sealed.head, chain)
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+        .map_err(Error::db("insert events, update chain head, commit"))
+}
+
+/// Binds the parameters of [`save_head!`] to `head` of `chain`.
+fn bind_head<'q>(query: SqliteQuery<'q>, head: &Head, chain: &'q str) -> SqliteQuery<'q> {
+    query
+        .bind(seq_to_sql(head.seq))
+        .bind(head.hash.to_hex())
+        .bind(head.time_us)
+        .bind(seq_to_sql(head.checkpoint_seq))
+        .bind(head.checkpoint_time_us)
+        .bind(chain)
+}
+
+/// Inserts the first `count` events of `sealed` in multi-row `INSERT`s of
+/// powers of two (in format 2, `count` is a multiple of [`TAIL_ROWS`]).
+async fn insert_chunks(
+    conn: &mut SqliteConnection,
+    format: EventFormat,
+    sealed: &Sealed,
+    count: usize,
+) -> Result<()> {
+    let events = sealed.events.get(..count).unwrap_or_default();
     let mut start = 0;
-    while let Some(rest) = sealed.events.get(start..).filter(|r| !r.is_empty()) {
+    while let Some(rest) = events.get(start..).filter(|r| !r.is_empty()) {
         let rows = chunk_rows(rest.len());
         let (Some(chunk), Some(query)) = (rest.get(..rows), insert_query(format, rows)) else {
             return Err(no_statement());
@@ -176,7 +259,7 @@ pub(super) async fn insert_sealed(
             }
         };
         query
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await
             .map_err(Error::db("insert events"))?;
         start += rows;

@@ -1,0 +1,178 @@
+//! The sync stage: makes committed batches durable, then answers them.
+//!
+//! Used by stores whose commit returns before its bytes are on disk (the
+//! SQLite log runs its writer connection with `synchronous = NORMAL` and
+//! lets this stage `fsync` the WAL). The stage takes every batch committed
+//! so far, runs one `fsync`, and only then mirrors their checkpoints and
+//! answers their waiters, in commit order. While it syncs, the writer
+//! commits the next batch, which the next `fsync` covers.
+//!
+//! # Invariants
+//! - **Sync after commit:** a batch is answered `Ok` only after an `fsync`
+//!   that began after the batch's commit had returned (every batch of a
+//!   group is received, so committed, before that group's sync starts).
+//! - **Order:** groups are synced one after another and answered in the
+//!   order they were committed.
+//! - **Fail stop:** once a sync fails, that group and every later batch is
+//!   answered [`Error::SyncFailed`], and the writer commits nothing more.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{Waiters, mirror_checkpoint};
+use crate::error::Error;
+use crate::mirror::Mirror;
+use crate::sealer::Sealed;
+
+/// Committed batches that may wait for the sync stage before the writer
+/// itself waits (back-pressure).
+const QUEUE: usize = 64;
+
+/// How a store's returned commit becomes durable.
+pub(crate) enum Durability {
+    /// It already is.
+    AtCommit,
+    /// Once `target` has been synced after the commit returned.
+    AfterSync(Arc<dyn SyncTarget>),
+}
+
+/// A file whose sync makes every returned commit durable.
+pub(crate) trait SyncTarget: Send + Sync + 'static {
+    /// Where it is (for error messages).
+    fn path(&self) -> &Path;
+    /// Flushes it to stable storage (`fdatasync`).
+    fn sync(&self) -> std::io::Result<()>;
+}
+
+/// A SQLite database's write-ahead log (`<database>-wal`).
+///
+/// Opened afresh for each sync, so that a log SQLite has recreated is the
+/// one synced; `fdatasync` through any descriptor flushes the file's
+/// pages, including those written by SQLite's own descriptor.
+pub(crate) struct WalFile {
+    path: PathBuf,
+}
+
+impl WalFile {
+    /// The WAL of the database file `db_file`.
+    pub(crate) fn of_database(db_file: &Path) -> Self {
+        let mut path = db_file.as_os_str().to_owned();
+        path.push("-wal");
+        Self { path: path.into() }
+    }
+}
+
+impl SyncTarget for WalFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sync(&self) -> std::io::Result<()> {
+        // A WAL exists from the first commit for as long as a connection
+        // is open: a missing one is an error, never a silent success.
+        File::open(&self.path)?.sync_data()
+    }
+}
+
+/// The writer's handle on the sync stage.
+pub(super) struct Stage {
+    tx: mpsc::Sender<(Sealed, Waiters)>,
+    task: JoinHandle<()>,
+    failed: Arc<OnceLock<Arc<Error>>>,
+}
+
+impl Stage {
+    pub(super) fn spawn(target: Arc<dyn SyncTarget>, mirror: Option<Mirror>) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let failed = Arc::new(OnceLock::new());
+        let task = tokio::spawn(
+            Syncer {
+                target,
+                mirror,
+                failed: Arc::clone(&failed),
+            }
+            .run(rx),
+        );
+        Self { tx, task, failed }
+    }
+
+    /// The first sync failure, if any: from then on nothing is committed.
+    pub(super) fn failed(&self) -> Option<Arc<Error>> {
+        self.failed.get().cloned()
+    }
+
+    /// Hands over a committed batch; its waiters are answered once durable.
+    pub(super) async fn submit(&self, sealed: Sealed, waiters: Waiters) {
+        if let Err(mpsc::error::SendError((_, waiters))) = self.tx.send((sealed, waiters)).await {
+            // Only if the stage's task died (a bug): never answer Ok.
+            waiters.fail(|| Error::Internal {
+                reason: "audit sync stage stopped",
+            });
+        }
+    }
+
+    /// Waits until every submitted batch has been answered.
+    pub(super) async fn finish(self) {
+        drop(self.tx);
+        if self.task.await.is_err() {
+            tracing::error!("audit sync stage panicked");
+        }
+    }
+}
+
+struct Syncer {
+    target: Arc<dyn SyncTarget>,
+    mirror: Option<Mirror>,
+    failed: Arc<OnceLock<Arc<Error>>>,
+}
+
+impl Syncer {
+    async fn run(self, mut rx: mpsc::Receiver<(Sealed, Waiters)>) {
+        let mut group = Vec::new();
+        while let Some(first) = rx.recv().await {
+            group.push(first);
+            while let Ok(next) = rx.try_recv() {
+                group.push(next);
+            }
+            // Every batch in `group` was committed before this sync starts.
+            match self.sync().await {
+                Ok(()) => {
+                    for (sealed, waiters) in group.drain(..) {
+                        mirror_checkpoint(self.mirror.as_ref(), &sealed).await;
+                        waiters.answer(sealed);
+                    }
+                }
+                Err(source) => {
+                    for (_, waiters) in group.drain(..) {
+                        waiters.fail(|| Error::SyncFailed {
+                            source: Arc::clone(&source),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// One `fsync` of the target, off the runtime's threads; fails at once,
+    /// without syncing, once a sync has failed.
+    async fn sync(&self) -> Result<(), Arc<Error>> {
+        if let Some(source) = self.failed.get() {
+            return Err(Arc::clone(source));
+        }
+        let target = Arc::clone(&self.target);
+        let error = match tokio::task::spawn_blocking(move || target.sync()).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => Error::io(self.target.path(), e),
+            Err(_) => Error::Internal {
+                reason: "audit log sync task panicked",
+            },
+        };
+        tracing::error!(error = %error, "audit log sync failed; refusing further appends");
+        let error = Arc::new(error);
+        Err(Arc::clone(self.failed.get_or_init(|| error)))
+    }
+}
