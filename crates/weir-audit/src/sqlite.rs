@@ -21,11 +21,12 @@
 //!
 //! # Concurrency
 //!
-//! One writer task per sink holds a dedicated connection and writes each
-//! batch inside `BEGIN IMMEDIATE`, which takes SQLite's write lock before
-//! the chain head is read; so even two processes appending to the same
-//! chain in the same file cannot interleave sequence numbers. Readers use a
-//! separate pool and never block the writer (WAL).
+//! One writer task per sink, on a thread of its own, holds a dedicated
+//! connection and writes each batch inside `BEGIN IMMEDIATE`, which takes
+//! SQLite's write lock before the chain head is read; so even two
+//! processes appending to the same chain in the same file cannot
+//! interleave sequence numbers. Readers use a separate pool and never
+//! block the writer (WAL).
 //!
 //! # Queries
 //!
