@@ -640,3 +640,24 @@ async fn a_failed_commit_rolls_back_and_the_chain_continues() {
         "{report:?}"
     );
 }
+
+/// If the WAL cannot be synced (here it was removed under the sink), the
+/// append is not acknowledged and the sink stops: every later append fails
+/// too, instead of going on without durability.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wal_that_cannot_be_synced_stops_the_sink() {
+    let h = SqliteHarness::new();
+    let c = ChainId::parse("unsynced").unwrap();
+    let sink = h.open(&c).await;
+    sink.append(ev(1)).await.unwrap();
+    let mut wal = h.db.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::remove_file(&wal).unwrap();
+    for i in 2..5 {
+        let err = sink.append(ev(i)).await.unwrap_err();
+        assert!(
+            matches!(err, weir_audit::Error::SyncFailed { .. }),
+            "{err:?}"
+        );
+    }
+}
