@@ -14,7 +14,9 @@
 //! - **Order:** groups are synced one after another and answered in the
 //!   order they were committed.
 //! - **Fail stop:** once a sync fails, that group and every later batch is
-//!   answered [`Error::SyncFailed`], and the writer commits nothing more.
+//!   answered [`Error::SyncFailed`], never `Ok`. The writer commits nothing
+//!   once it has seen the failure (a batch it was already committing is
+//!   answered `SyncFailed` too, without a sync).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
