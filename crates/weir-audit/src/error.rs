@@ -184,6 +184,14 @@ impl Error {
         }
     }
 
+    /// As [`db`](Self::db), for the SQLite writer's own connection.
+    pub(crate) fn sqlite(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {
+        move |e| Self::Database {
+            operation,
+            source: Arc::new(e),
+        }
+    }
+
     pub(crate) fn corrupt(seq: u64, column: &'static str, reason: &'static str) -> Self {
         Self::CorruptRow {
             seq,

@@ -41,14 +41,19 @@ impl Mirror {
 
     /// Appends and syncs one checkpoint, off the async runtime's threads.
     pub(crate) async fn append(&self, checkpoint: &Checkpoint) -> Result<()> {
-        let mut line = checkpoint.to_json_line();
-        line.push('\n');
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.append_blocking(line.as_bytes()))
+        let (this, checkpoint) = (self.clone(), checkpoint.clone());
+        tokio::task::spawn_blocking(move || this.append_now(&checkpoint))
             .await
             .map_err(|_| Error::Internal {
                 reason: "mirror writer task failed",
             })?
+    }
+
+    /// Appends and syncs one checkpoint on this thread (which blocks).
+    pub(crate) fn append_now(&self, checkpoint: &Checkpoint) -> Result<()> {
+        let mut line = checkpoint.to_json_line();
+        line.push('\n');
+        self.append_blocking(line.as_bytes())
     }
 
     fn append_blocking(&self, line: &[u8]) -> Result<()> {

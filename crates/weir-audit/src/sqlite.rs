@@ -22,7 +22,8 @@
 //! # Concurrency
 //!
 //! One writer task per sink, on a thread of its own, holds a dedicated
-//! connection and writes each batch inside `BEGIN IMMEDIATE`, which takes
+//! connection (rusqlite, called directly on that thread: see the `store`
+//! module) and writes each batch inside `BEGIN IMMEDIATE`, which takes
 //! SQLite's write lock before the chain head is read; so even two
 //! processes appending to the same chain in the same file cannot
 //! interleave sequence numbers. Readers use a separate pool and never
@@ -40,7 +41,6 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -64,9 +64,12 @@ use crate::row::{
     checkpoint_columns, decode_chain, decode_checkpoint, decode_event, decode_head, decode_record,
     event_columns, head_columns,
 };
-use crate::sealer::{Sealed, Sealer};
+use crate::sealer::Sealer;
 use crate::sink::{AuditSink, SinkConfig};
-use crate::writer::{Durability, Store, WalFile, Writer};
+use crate::writer::Writer;
+
+/// How long a connection waits for another one's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// File name used by [`SqliteSink::open_in_state_dir`].
 pub const SQLITE_FILE_NAME: &str = "audit.db";
@@ -81,23 +84,13 @@ macro_rules! record_columns {
 mod chunks;
 mod insert;
 mod schema;
+mod store;
 
-use insert::write_sealed;
 use schema::{ensure_schema, v2_structure_damage};
+use store::SqliteStore;
 
-const INSERT_CHECKPOINT: &str = concat!(
-    "INSERT INTO audit_checkpoints (",
-    checkpoint_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5)"
-);
 const ENSURE_HEAD: &str = "INSERT INTO audit_heads (chain, seq, hash, time_us, checkpoint_seq, checkpoint_time_us) \
      VALUES (?1, 0, ?2, ?3, 0, ?3) ON CONFLICT (chain) DO NOTHING";
-/// Takes the write lock, then reads the head (format 2's first round trip).
-const BEGIN_LOAD_HEAD: &str = concat!(
-    "BEGIN IMMEDIATE; SELECT ",
-    head_columns!(),
-    " FROM audit_heads WHERE chain = ?1"
-);
 const LOAD_HEAD: &str = concat!(
     "SELECT ",
     head_columns!(),
@@ -176,7 +169,7 @@ impl SqliteSink {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30))
+            .busy_timeout(BUSY_TIMEOUT)
             // Rows a reader's worker thread may run ahead by: `verify` reads
             // pages of thousands, and every hand-off wakes a thread.
             .row_buffer_size(4096);
@@ -191,12 +184,12 @@ impl SqliteSink {
             .execute(&mut conn)
             .await
             .map_err(Error::db("create chain head"))?;
+        conn.close()
+            .await
+            .map_err(Error::db("close the set-up connection"))?;
         // From here on the writer's sync stage makes each commit durable
         // (see "Durability" above).
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut conn)
-            .await
-            .map_err(Error::db("configure the writer"))?;
+        let store = SqliteStore::open(db_file, format, BUSY_TIMEOUT)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -210,11 +203,7 @@ impl SqliteSink {
             config.checkpoints,
         );
         let writer = Writer::spawn(
-            SqliteStore {
-                conn,
-                format,
-                wal: Arc::new(WalFile::of_database(db_file)),
-            },
+            store,
             sealer,
             mirror,
             config.max_batch,
@@ -385,115 +374,6 @@ impl AuditSink for SqliteSink {
     async fn checkpoint_now(&self) -> Result<Option<Checkpoint>> {
         self.writer.checkpoint_now().await
     }
-}
-
-/// The writer task's connection.
-struct SqliteStore {
-    conn: SqliteConnection,
-    format: EventFormat,
-    wal: Arc<WalFile>,
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn commit(
-        &mut self,
-        sealer: &Sealer,
-        batch: Vec<NewEvent>,
-        force: bool,
-    ) -> Result<Sealed> {
-        if self.format == EventFormat::V1 {
-            return self.commit_v1(sealer, batch, force).await;
-        }
-        let result = self.commit_v2(sealer, batch, force).await;
-        if result.is_err() {
-            // Whatever failed, leave no transaction open (a ROLLBACK with
-            // none open fails harmlessly). The next commit starts afresh and
-            // re-reads the head.
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
-        }
-        result
-    }
-
-    fn durability(&self) -> Durability {
-        Durability::AfterSync(Arc::clone(&self.wal) as _)
-    }
-
-    fn own_thread(&self) -> bool {
-        // sqlx's SQLite connection runs on a worker thread of its own and
-        // holds no I/O of the caller's runtime.
-        true
-    }
-}
-
-impl SqliteStore {
-    /// A format-2 commit in two round trips to the connection's worker
-    /// thread (each waits for a core under load): `BEGIN IMMEDIATE` with
-    /// the head read, then the events with the head update and `COMMIT`
-    /// (plus one `INSERT` per 64 events beyond 63, and one for a
-    /// checkpoint). The transaction is managed here rather than by sqlx,
-    /// so [`commit`](Store::commit) rolls back on any error.
-    async fn commit_v2(
-        &mut self,
-        sealer: &Sealer,
-        batch: Vec<NewEvent>,
-        force: bool,
-    ) -> Result<Sealed> {
-        let chain = sealer.chain().as_str();
-        let row = sqlx::query(BEGIN_LOAD_HEAD)
-            .bind(chain)
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(Error::db("begin and read chain head"))?;
-        let head = decode_head(&row)?;
-        let sealed = sealer.seal(&head, batch, Utc::now(), force)?;
-        if let Some(cp) = &sealed.checkpoint {
-            insert_checkpoint(&mut self.conn, cp).await?;
-        }
-        write_sealed(&mut self.conn, self.format, chain, &sealed).await?;
-        Ok(sealed)
-    }
-
-    /// A format-1 commit, in a transaction sqlx manages.
-    async fn commit_v1(
-        &mut self,
-        sealer: &Sealer,
-        batch: Vec<NewEvent>,
-        force: bool,
-    ) -> Result<Sealed> {
-        let mut tx = self
-            .conn
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(Error::db("begin"))?;
-        let chain = sealer.chain().as_str();
-        let row = sqlx::query(LOAD_HEAD)
-            .bind(chain)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(Error::db("read chain head"))?;
-        let head = decode_head(&row)?;
-        let sealed = sealer.seal(&head, batch, Utc::now(), force)?;
-        if let Some(cp) = &sealed.checkpoint {
-            insert_checkpoint(&mut tx, cp).await?;
-        }
-        write_sealed(&mut tx, self.format, chain, &sealed).await?;
-        tx.commit().await.map_err(Error::db("commit"))?;
-        Ok(sealed)
-    }
-}
-
-async fn insert_checkpoint(conn: &mut SqliteConnection, cp: &Checkpoint) -> Result<()> {
-    sqlx::query(INSERT_CHECKPOINT)
-        .bind(cp.chain.as_str())
-        .bind(seq_to_sql(cp.seq))
-        .bind(cp.hash.to_hex())
-        .bind(cp.time.timestamp_micros())
-        .bind(hex::encode(cp.signature))
-        .execute(conn)
-        .await
-        .map(drop)
-        .map_err(Error::db("insert checkpoint"))
 }
 
 /// Creates `path` with mode 0600 if it does not exist, so the database and

@@ -563,11 +563,11 @@ async fn a_seq_that_is_not_an_integer_fails_verification() {
     }
 }
 
-/// Batches around the 64 rows of the format-2 tail statement (which pads
-/// with `NULL` rows, updates the head and commits) are written whole: no
-/// padding row is stored, no event is lost, and the chain verifies.
+/// Batches around the sizes of the multi-row `INSERT`s (powers of two) are
+/// written whole: no `NULL` row is stored, no event is lost, and the chain
+/// verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batches_around_the_tail_statement_size_commit_whole() {
+async fn batches_around_the_insert_chunk_sizes_commit_whole() {
     let h = SqliteHarness::new();
     let c = ChainId::parse("tails").unwrap();
     let sink = h.open(&c).await;

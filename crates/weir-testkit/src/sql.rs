@@ -7,7 +7,8 @@
 //!   that builds text containing SQL keywords (values spliced into SQL);
 //! - `AssertSqlSafe` (sqlx 0.9 accepts only `&'static str` SQL without it,
 //!   so this is the one way to pass dynamic SQL);
-//! - a `sqlx::query*`, `sqlx::raw_sql` or `begin_with` call that takes
+//! - a `sqlx::query*`, `sqlx::raw_sql` or `begin_with` call, or a
+//!   rusqlite `prepare*`, `execute_batch` or `query_row` call, that takes
 //!   anything but a string literal or an UPPER_CASE constant; every such
 //!   constant must be built from literals with `concat!` and `macro_rules!`
 //!   called with nothing or with string literals, and every `macro_rules!`
@@ -40,7 +41,16 @@ const READS_OUTSIDE_TEXT: [&str; 5] = [
     "include",
     "include_bytes",
 ];
-const SQL_CALLS: [&str; 3] = ["sqlx::query", "sqlx::raw_sql", ".begin_with"];
+/// sqlx's entry points, then rusqlite's (`.prepare` also matches
+/// `.prepare_cached`).
+const SQL_CALLS: [&str; 6] = [
+    "sqlx::query",
+    "sqlx::raw_sql",
+    ".begin_with",
+    ".prepare",
+    ".execute_batch",
+    ".query_row",
+];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("source folder is readable") {
@@ -291,6 +301,8 @@ pub fn problems(src: &str, consts: &HashMap<String, String>) -> Vec<String> {
             if arg.starts_with('"') || arg.starts_with("r\"") || arg.starts_with("r#\"") {
                 continue;
             }
+            // The SQL is the first argument (`query_row(SQL, params, f)`).
+            let arg = arg.split(',').next().unwrap_or(arg).trim();
             match consts.get(arg) {
                 Some(rhs) if is_const_name(arg) && literal_only(rhs) => {}
                 Some(_) => found.push(format!("{call}({arg}): constant is not literal-only")),
@@ -313,7 +325,7 @@ pub fn problems(src: &str, consts: &HashMap<String, String>) -> Vec<String> {
 pub struct Scan {
     /// Files scanned.
     pub files: Vec<PathBuf>,
-    /// `sqlx::query*`, `sqlx::raw_sql` and `begin_with` calls seen.
+    /// SQL calls seen (see the module docs).
     pub calls: usize,
     /// Every problem, as `path: problem`.
     pub problems: Vec<String>,
@@ -382,6 +394,22 @@ mod tests {
         assert!(!check("sqlx::query(AssertSqlSafe(s))").is_empty());
         let via_const = "const Q: &str = concat!(\"SELECT \", env!(\"X\"));\nsqlx::query(Q)";
         assert!(!check(via_const).is_empty());
+    }
+
+    #[test]
+    fn flags_dynamic_rusqlite_statements() {
+        for bad in [
+            "conn.prepare_cached(&sql)",
+            "conn.prepare(sql.as_str())",
+            "conn.execute_batch(&text)",
+            "conn.query_row(q, [], |r| r.get(0))",
+        ] {
+            assert!(!check(bad).is_empty(), "{bad}");
+        }
+        assert!(!check("conn.query_row(&format!(\"SELECT {x}\"), [], f)").is_empty());
+        let good = "const Q: &str = \"SELECT 1\";\nconn.prepare_cached(Q); \
+                    conn.execute_batch(\"COMMIT\"); conn.query_row(Q, [], |r| r.get(0));";
+        assert_eq!(check(good), Vec::<String>::new());
     }
 
     #[test]

@@ -22,10 +22,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
 
-use super::{Waiters, mirror_checkpoint};
+use super::Waiters;
 use crate::error::Error;
 use crate::mirror::Mirror;
 use crate::sealer::Sealed;
@@ -83,23 +82,35 @@ impl SyncTarget for WalFile {
 /// The writer's handle on the sync stage.
 pub(super) struct Stage {
     tx: mpsc::Sender<(Sealed, Waiters)>,
-    task: JoinHandle<()>,
+    /// Resolves when the stage's thread has answered everything; an error
+    /// if it panicked or never started.
+    done: oneshot::Receiver<()>,
     failed: Arc<OnceLock<Arc<Error>>>,
 }
 
 impl Stage {
     pub(super) fn spawn(target: Arc<dyn SyncTarget>, mirror: Option<Mirror>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let (done_tx, done) = oneshot::channel();
         let failed = Arc::new(OnceLock::new());
-        let task = tokio::spawn(
-            Syncer {
-                target,
-                mirror,
-                failed: Arc::clone(&failed),
-            }
-            .run(rx),
-        );
-        Self { tx, task, failed }
+        let syncer = Syncer {
+            target,
+            mirror,
+            failed: Arc::clone(&failed),
+        };
+        let started = std::thread::Builder::new()
+            .name("weir-audit-sync".into())
+            .spawn(move || {
+                syncer.run(rx);
+                // Not sent if the stage panicked.
+                let _ = done_tx.send(());
+            });
+        if let Err(e) = started {
+            // `rx` is gone with the closure: every submit fails its
+            // waiters (never Ok).
+            tracing::error!(error = %e, "cannot start the audit sync stage's thread");
+        }
+        Self { tx, done, failed }
     }
 
     /// The first sync failure, if any: from then on nothing is committed.
@@ -110,7 +121,7 @@ impl Stage {
     /// Hands over a committed batch; its waiters are answered once durable.
     pub(super) async fn submit(&self, sealed: Sealed, waiters: Waiters) {
         if let Err(mpsc::error::SendError((_, waiters))) = self.tx.send((sealed, waiters)).await {
-            // Only if the stage's task died (a bug): never answer Ok.
+            // Only if the stage's thread died (a bug): never answer Ok.
             waiters.fail(|| Error::Internal {
                 reason: "audit sync stage stopped",
             });
@@ -120,8 +131,8 @@ impl Stage {
     /// Waits until every submitted batch has been answered.
     pub(super) async fn finish(self) {
         drop(self.tx);
-        if self.task.await.is_err() {
-            tracing::error!("audit sync stage panicked");
+        if self.done.await.is_err() {
+            tracing::error!("audit sync stage panicked or never started");
         }
     }
 }
@@ -133,18 +144,20 @@ struct Syncer {
 }
 
 impl Syncer {
-    async fn run(self, mut rx: mpsc::Receiver<(Sealed, Waiters)>) {
+    /// Until the writer drops its handle: takes every batch committed so
+    /// far, syncs once, answers them in order.
+    fn run(self, mut rx: mpsc::Receiver<(Sealed, Waiters)>) {
         let mut group = Vec::new();
-        while let Some(first) = rx.recv().await {
+        while let Some(first) = rx.blocking_recv() {
             group.push(first);
             while let Ok(next) = rx.try_recv() {
                 group.push(next);
             }
             // Every batch in `group` was committed before this sync starts.
-            match self.sync().await {
+            match self.sync() {
                 Ok(()) => {
                     for (sealed, waiters) in group.drain(..) {
-                        mirror_checkpoint(self.mirror.as_ref(), &sealed).await;
+                        self.mirror_checkpoint(&sealed);
                         waiters.answer(sealed);
                     }
                 }
@@ -159,22 +172,30 @@ impl Syncer {
         }
     }
 
-    /// One `fsync` of the target, off the runtime's threads; fails at once,
-    /// without syncing, once a sync has failed.
-    async fn sync(&self) -> Result<(), Arc<Error>> {
+    /// One `fsync` of the target; fails at once, without syncing, once a
+    /// sync has failed.
+    fn sync(&self) -> Result<(), Arc<Error>> {
         if let Some(source) = self.failed.get() {
             return Err(Arc::clone(source));
         }
-        let target = Arc::clone(&self.target);
-        let error = match tokio::task::spawn_blocking(move || target.sync()).await {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) => Error::io(self.target.path(), e),
-            Err(_) => Error::Internal {
-                reason: "audit log sync task panicked",
-            },
+        let error = match self.target.sync() {
+            Ok(()) => return Ok(()),
+            Err(e) => Error::io(self.target.path(), e),
         };
         tracing::error!(error = %error, "audit log sync failed; refusing further appends");
         let error = Arc::new(error);
         Err(Arc::clone(self.failed.get_or_init(|| error)))
+    }
+
+    /// Copies `sealed`'s checkpoint, if any, to the mirror (`sealed` is
+    /// durable).
+    fn mirror_checkpoint(&self, sealed: &Sealed) {
+        if let (Some(mirror), Some(cp)) = (&self.mirror, &sealed.checkpoint) {
+            // As in the writer: the checkpoint is durable in the database;
+            // a mirror failure weakens truncation evidence, loses no event.
+            if let Err(e) = mirror.append_now(cp) {
+                tracing::warn!(error = %e, "audit checkpoint mirror write failed");
+            }
+        }
     }
 }
