@@ -63,8 +63,8 @@ pub(crate) trait Store: Send + 'static {
     }
 
     /// Whether the writer should run on a thread of its own (see
-    /// [`spawn_on_own_thread`]). Only for stores whose I/O is not bound to
-    /// the caller's runtime.
+    /// [`spawn_on_own_thread`]): required by a store whose commit blocks;
+    /// only for stores whose I/O is not bound to the caller's runtime.
     fn own_thread(&self) -> bool {
         false
     }
@@ -72,12 +72,12 @@ pub(crate) trait Store: Send + 'static {
 
 /// Runs the writer on a single-threaded runtime on its own OS thread.
 ///
-/// Every statement of a commit is a hand-off to the database's worker
-/// thread and back. On the caller's runtime each hand-back queues the
-/// writer behind every runnable request task (measured in the HTTP API:
-/// about 90 µs per statement under load, most of a commit), and the writer
-/// is the one task everyone waits for. On its own thread it is woken by
-/// the operating system's scheduler instead.
+/// The SQLite store's commit is a blocking call into SQLite on this
+/// thread, which must not be one of the caller's runtime threads. It also
+/// keeps the one task everyone waits for from queueing behind every
+/// runnable request task (measured in the HTTP API, when the writer was a
+/// task there: about 90 µs per database round trip under load); on its own
+/// thread the operating system's scheduler wakes it.
 fn spawn_on_own_thread(task: impl Future<Output = ()> + Send + 'static) {
     let started = std::thread::Builder::new()
         .name("weir-audit-writer".into())
