@@ -661,3 +661,42 @@ async fn a_wal_that_cannot_be_synced_stops_the_sink() {
         );
     }
 }
+
+/// A chain head edited outside weir so that it no longer decodes (a text
+/// seq, a hash that is not one, a negative seq) fails the append as a
+/// corrupt `audit_heads` row, never a panic, and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_row_that_does_not_decode_fails_the_append_and_writes_nothing() {
+    for tamper in [
+        "UPDATE audit_heads SET seq = 'x'",
+        "UPDATE audit_heads SET hash = 'not a hash'",
+        "UPDATE audit_heads SET seq = -1",
+        "UPDATE audit_heads SET checkpoint_time_us = 'soon'",
+    ] {
+        let h = SqliteHarness::new();
+        let c = ChainId::parse("heads").unwrap();
+        let sink = h.open(&c).await;
+        sink.append(ev(0)).await.unwrap();
+        let mut conn = h.raw().await;
+        sqlx::raw_sql(tamper).execute(&mut conn).await.unwrap();
+        let err = sink.append(ev(1)).await.unwrap_err();
+        let weir_audit::Error::CommitFailed { source } = &err else {
+            panic!("{tamper}: {err:?}");
+        };
+        assert!(
+            matches!(
+                **source,
+                weir_audit::Error::CorruptRow {
+                    column: "audit_heads",
+                    ..
+                }
+            ),
+            "{tamper}: {source:?}"
+        );
+        let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM audit_events")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(rows, 1, "{tamper}: nothing written");
+    }
+}
