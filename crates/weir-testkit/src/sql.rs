@@ -8,7 +8,8 @@
 //! - `AssertSqlSafe` (sqlx 0.9 accepts only `&'static str` SQL without it,
 //!   so this is the one way to pass dynamic SQL);
 //! - a `sqlx::query*`, `sqlx::raw_sql` or `begin_with` call, or a
-//!   rusqlite `prepare*`, `execute_batch` or `query_row` call, that takes
+//!   rusqlite `prepare*`, `execute_batch`, `query_row` or two-argument
+//!   `execute` call, that takes
 //!   anything but a string literal or an UPPER_CASE constant; every such
 //!   constant must be built from literals with `concat!` and `macro_rules!`
 //!   called with nothing or with string literals, and every `macro_rules!`
@@ -296,20 +297,18 @@ pub fn problems(src: &str, consts: &HashMap<String, String>) -> Vec<String> {
             let Some(open) = call_paren(src, at + call.len()) else {
                 continue;
             };
-            let arg = group(src, open);
-            let arg = arg[1..arg.len().saturating_sub(1)].trim();
-            if arg.starts_with('"') || arg.starts_with("r\"") || arg.starts_with("r#\"") {
-                continue;
-            }
             // The SQL is the first argument (`query_row(SQL, params, f)`).
-            let arg = arg.split(',').next().unwrap_or(arg).trim();
-            match consts.get(arg) {
-                Some(rhs) if is_const_name(arg) && literal_only(rhs) => {}
-                Some(_) => found.push(format!("{call}({arg}): constant is not literal-only")),
-                None => found.push(format!(
-                    "{call}({arg}): not a literal or a literal constant"
-                )),
-            }
+            let (sql, _) = split_first_argument(group(src, open));
+            check_sql_argument(call, sql, consts, &mut found);
+        }
+    }
+    // rusqlite's `Connection::execute(SQL, params)`. sqlx's
+    // `.execute(executor)` and a prepared statement's `.execute(params)`
+    // take one argument, which is not SQL.
+    for (at, _) in src.match_indices(".execute(") {
+        let (first, more) = split_first_argument(group(src, at + ".execute".len()));
+        if more {
+            check_sql_argument(".execute", first, consts, &mut found);
         }
     }
     found.extend(
@@ -318,6 +317,61 @@ pub fn problems(src: &str, consts: &HashMap<String, String>) -> Vec<String> {
             .map(|m| format!("{m} takes parameters")),
     );
     found
+}
+
+/// A call's first argument, given the call's parenthesized group, and
+/// whether more arguments follow it (commas inside nested brackets or
+/// string literals do not count).
+fn split_first_argument(group: &str) -> (&str, bool) {
+    let inner = group
+        .strip_prefix('(')
+        .map_or(group, |g| g.strip_suffix(')').unwrap_or(g));
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut escaped = false;
+    for (i, b) in inner.bytes().enumerate() {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => {
+                let more = !inner[i + 1..].trim().is_empty();
+                return (inner[..i].trim(), more);
+            }
+            _ => {}
+        }
+    }
+    (inner.trim(), false)
+}
+
+/// Records a problem unless `arg`, the SQL argument of `call`, is a
+/// string literal or an UPPER_CASE constant built only from literals.
+fn check_sql_argument(
+    call: &str,
+    arg: &str,
+    consts: &HashMap<String, String>,
+    found: &mut Vec<String>,
+) {
+    if arg.starts_with('"') || arg.starts_with("r\"") || arg.starts_with("r#\"") {
+        return;
+    }
+    match consts.get(arg) {
+        Some(rhs) if is_const_name(arg) && literal_only(rhs) => {}
+        Some(_) => found.push(format!("{call}({arg}): constant is not literal-only")),
+        None => found.push(format!(
+            "{call}({arg}): not a literal or a literal constant"
+        )),
+    }
 }
 
 /// What [`scan_dir`] found.
@@ -407,8 +461,18 @@ mod tests {
             assert!(!check(bad).is_empty(), "{bad}");
         }
         assert!(!check("conn.query_row(&format!(\"SELECT {x}\"), [], f)").is_empty());
+        assert!(!check("conn.execute(&sql, params![a, b])").is_empty());
+        assert!(!check("conn.execute(\n    sql.as_str(),\n    (a, b),\n)").is_empty());
+        // One argument: an executor (sqlx) or a statement's parameters.
+        assert_eq!(check("q.execute(&mut *conn)"), Vec::<String>::new());
+        assert_eq!(check("q.execute(\n    &mut conn,\n)"), Vec::<String>::new());
+        assert_eq!(
+            check("statement.execute((a, b, f(c, d)))"),
+            Vec::<String>::new()
+        );
         let good = "const Q: &str = \"SELECT 1\";\nconn.prepare_cached(Q); \
-                    conn.execute_batch(\"COMMIT\"); conn.query_row(Q, [], |r| r.get(0));";
+                    conn.execute_batch(\"COMMIT\"); conn.query_row(Q, [], |r| r.get(0)); \
+                    conn.execute(Q, (a, b)); conn.execute(\"DELETE FROM t WHERE a = ?1, b\", [a]);";
         assert_eq!(check(good), Vec::<String>::new());
     }
 
