@@ -189,7 +189,15 @@ impl SqliteSink {
             .map_err(Error::db("close the set-up connection"))?;
         // From here on the writer's sync stage makes each commit durable
         // (see "Durability" above).
-        let store = SqliteStore::open(db_file, format, BUSY_TIMEOUT)?;
+        let store = {
+            // Opening may wait for another connection's lock.
+            let db_file = db_file.to_path_buf();
+            tokio::task::spawn_blocking(move || SqliteStore::open(&db_file, format, BUSY_TIMEOUT))
+                .await
+                .map_err(|_| Error::Internal {
+                    reason: "opening the audit writer's connection failed",
+                })??
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)

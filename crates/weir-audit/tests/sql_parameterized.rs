@@ -2,8 +2,10 @@
 //!
 //! Scans this crate's own `src/**/*.rs` with [`weir_testkit::sql`]: no SQL
 //! text built with `format!`, `push_str` or `+`, no `AssertSqlSafe`, and
-//! every `sqlx::query*`/`raw_sql`/`begin_with` takes a literal or a
-//! literal-only constant. The scanner's own tests show it fails on hostile
+//! every `sqlx::query*`/`raw_sql`/`begin_with` and every rusqlite
+//! `prepare*`/`execute_batch`/`query_row`/`query_one`/`execute(SQL, ..)`
+//! (the SQLite writer's connection) takes a literal or a literal-only
+//! constant. The scanner's own tests show it fails on hostile
 //! snippets; one more here proves it runs on this crate's rules.
 
 use std::path::Path;

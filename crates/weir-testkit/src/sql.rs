@@ -8,8 +8,8 @@
 //! - `AssertSqlSafe` (sqlx 0.9 accepts only `&'static str` SQL without it,
 //!   so this is the one way to pass dynamic SQL);
 //! - a `sqlx::query*`, `sqlx::raw_sql` or `begin_with` call, or a
-//!   rusqlite `prepare*`, `execute_batch`, `query_row` or two-argument
-//!   `execute` call, that takes
+//!   rusqlite `prepare*`, `execute_batch`, `query_row`, `query_one` or
+//!   two-argument `execute` method call, that takes
 //!   anything but a string literal or an UPPER_CASE constant; every such
 //!   constant must be built from literals with `concat!` and `macro_rules!`
 //!   called with nothing or with string literals, and every `macro_rules!`
@@ -44,13 +44,14 @@ const READS_OUTSIDE_TEXT: [&str; 5] = [
 ];
 /// sqlx's entry points, then rusqlite's (`.prepare` also matches
 /// `.prepare_cached`).
-const SQL_CALLS: [&str; 6] = [
+const SQL_CALLS: [&str; 7] = [
     "sqlx::query",
     "sqlx::raw_sql",
     ".begin_with",
     ".prepare",
     ".execute_batch",
     ".query_row",
+    ".query_one",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -354,6 +355,20 @@ fn split_first_argument(group: &str) -> (&str, bool) {
     (inner.trim(), false)
 }
 
+/// Whether `arg` is exactly one string literal (`"..."`, `r"..."` or
+/// `r#"..."#`), not a literal followed by more (`"..." .to_owned() + x`).
+fn is_one_literal(arg: &str) -> bool {
+    if arg.starts_with('"') {
+        return blank_strings(arg) == "\"\"";
+    }
+    let raw = |open: &str, close: &str| {
+        arg.strip_prefix(open)
+            .and_then(|rest| rest.strip_suffix(close))
+            .is_some_and(|body| !body.contains(close))
+    };
+    raw("r\"", "\"") || raw("r#\"", "\"#")
+}
+
 /// Records a problem unless `arg`, the SQL argument of `call`, is a
 /// string literal or an UPPER_CASE constant built only from literals.
 fn check_sql_argument(
@@ -362,7 +377,7 @@ fn check_sql_argument(
     consts: &HashMap<String, String>,
     found: &mut Vec<String>,
 ) {
-    if arg.starts_with('"') || arg.starts_with("r\"") || arg.starts_with("r#\"") {
+    if is_one_literal(arg) {
         return;
     }
     match consts.get(arg) {
@@ -462,6 +477,11 @@ mod tests {
         }
         assert!(!check("conn.query_row(&format!(\"SELECT {x}\"), [], f)").is_empty());
         assert!(!check("conn.execute(&sql, params![a, b])").is_empty());
+        // A literal that is only the start of the argument.
+        let glued = "conn.execute(\"DELETE FROM t WHERE id = \".to_owned() + &id, [])";
+        assert!(!check(glued).is_empty());
+        assert!(!check("conn.prepare(\"SELECT {}\".replace(\"{}\", &v))").is_empty());
+        assert!(!check("conn.query_one(&sql, [], f)").is_empty());
         assert!(!check("conn.execute(\n    sql.as_str(),\n    (a, b),\n)").is_empty());
         // One argument: an executor (sqlx) or a statement's parameters.
         assert_eq!(check("q.execute(&mut *conn)"), Vec::<String>::new());

@@ -1,8 +1,8 @@
 //! Writing a sealed batch and its new chain head on the writer's
-//! connection: multi-row `INSERT`s of 1024, 512, ..., 1 rows (one
-//! prepared statement per size, each executed at most once per power of
-//! two in the batch), then the head's `UPDATE`. A batch of 17 events is
-//! two `INSERT`s; each statement's cost in SQLite's VM is mostly per row.
+//! connection: multi-row `INSERT`s of 1024 rows while 1024 or more remain,
+//! then at most one each of 512, 256, ..., 1 rows (one prepared statement
+//! per size), then the head's `UPDATE`. A batch of 17 events is two
+//! `INSERT`s; each statement's cost in SQLite's VM is mostly per row.
 //!
 //! All text is static, one constant per size and format, prepared once
 //! per connection (rusqlite's statement cache) and bound by position.
@@ -16,9 +16,8 @@ use crate::row::event_columns;
 use crate::sealer::{Head, Sealed};
 
 /// Most rows one format-1 multi-row `INSERT` holds: 16 columns x 1024 rows
-/// is 16384 parameters, half SQLite's 32766 limit. A batch is written in chunks of
-/// 1024, 512, ..., 1 rows, so it takes at most one statement per power of
-/// two below the batch size.
+/// is 16384 parameters, half SQLite's 32766 limit. A batch is written in
+/// chunks of 1024 rows, then at most one chunk each of 512, ..., 1 rows.
 const MAX_ROWS_PER_INSERT: usize = 1024;
 const _: () = assert!(
     MAX_ROWS_PER_INSERT * 16 <= 32_766,

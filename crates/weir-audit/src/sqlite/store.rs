@@ -14,6 +14,9 @@
 //!   to the same chain in the same file cannot interleave sequence numbers.
 //! - **All or nothing:** any error before `COMMIT` returns drops the
 //!   transaction, which rolls it back; the next batch re-reads the head.
+//!   (Should that `ROLLBACK` itself fail, the transaction stays open and
+//!   every later `BEGIN IMMEDIATE` fails: appends fail, nothing is
+//!   written.)
 //! - **Durable before answered:** the connection runs at
 //!   `synchronous = NORMAL` and reports [`Durability::AfterSync`] on the
 //!   WAL, so the writer's sync stage answers a batch only after an `fsync`

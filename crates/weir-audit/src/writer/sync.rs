@@ -106,9 +106,13 @@ impl Stage {
                 let _ = done_tx.send(());
             });
         if let Err(e) = started {
-            // `rx` is gone with the closure: every submit fails its
-            // waiters (never Ok).
+            // Nothing can be made durable: fail stop, as after a failed
+            // sync, so the writer commits nothing (and `rx` is gone, so a
+            // submit fails its waiters).
             tracing::error!(error = %e, "cannot start the audit sync stage's thread");
+            let _ = failed.set(Arc::new(Error::Internal {
+                reason: "audit sync stage did not start",
+            }));
         }
         Self { tx, done, failed }
     }
@@ -121,9 +125,15 @@ impl Stage {
     /// Hands over a committed batch; its waiters are answered once durable.
     pub(super) async fn submit(&self, sealed: Sealed, waiters: Waiters) {
         if let Err(mpsc::error::SendError((_, waiters))) = self.tx.send((sealed, waiters)).await {
-            // Only if the stage's thread died (a bug): never answer Ok.
-            waiters.fail(|| Error::Internal {
-                reason: "audit sync stage stopped",
+            // The stage's thread is gone (it did not start, or panicked):
+            // never answer Ok, and commit nothing more.
+            let source = Arc::clone(self.failed.get_or_init(|| {
+                Arc::new(Error::Internal {
+                    reason: "audit sync stage stopped",
+                })
+            }));
+            waiters.fail(|| Error::SyncFailed {
+                source: Arc::clone(&source),
             });
         }
     }
