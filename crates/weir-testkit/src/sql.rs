@@ -95,10 +95,27 @@ fn blank_strings(src: &str) -> String {
 /// parens inside string literals.
 fn group(src: &str, open: usize) -> &str {
     let mut depth = 0usize;
-    let bytes = src.as_bytes();
-    let mut in_str = false;
-    let mut escaped = false;
-    for (i, &b) in bytes.iter().enumerate().skip(open) {
+    for (i, b) in code_bytes(&src[open..]) {
+        match b {
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &src[open..=open + i];
+                }
+            }
+            _ => {}
+        }
+    }
+    &src[open..]
+}
+
+/// The bytes of `text` with their indices, leaving out string literals
+/// (their quotes included), so that brackets, commas and `;` inside them
+/// do not count.
+fn code_bytes(text: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let (mut in_str, mut escaped) = (false, false);
+    text.bytes().enumerate().filter(move |&(_, b)| {
         if in_str {
             if escaped {
                 escaped = false;
@@ -107,21 +124,11 @@ fn group(src: &str, open: usize) -> &str {
             } else if b == b'"' {
                 in_str = false;
             }
-            continue;
+            return false;
         }
-        match b {
-            b'"' => in_str = true,
-            b'(' => depth += 1,
-            b')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return &src[open..=i];
-                }
-            }
-            _ => {}
-        }
-    }
-    &src[open..]
+        in_str = b == b'"';
+        !in_str
+    })
 }
 
 fn has_sql_word(text: &str) -> bool {
@@ -157,20 +164,9 @@ pub fn str_consts(src: &str) -> HashMap<String, String> {
 
 /// Index of the `;` ending a const initializer (outside literals and parens).
 fn statement_end(rhs: &str) -> usize {
-    let (mut depth, mut in_str, mut escaped) = (0i32, false, false);
-    for (i, b) in rhs.bytes().enumerate() {
-        if in_str {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
+    let mut depth = 0i32;
+    for (i, b) in code_bytes(rhs) {
         match b {
-            b'"' => in_str = true,
             b'(' => depth += 1,
             b')' => depth -= 1,
             b';' if depth == 0 => return i,
@@ -328,21 +324,8 @@ fn split_first_argument(group: &str) -> (&str, bool) {
         .strip_prefix('(')
         .map_or(group, |g| g.strip_suffix(')').unwrap_or(g));
     let mut depth = 0usize;
-    let mut in_str = false;
-    let mut escaped = false;
-    for (i, b) in inner.bytes().enumerate() {
-        if in_str {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
+    for (i, b) in code_bytes(inner) {
         match b {
-            b'"' => in_str = true,
             b'(' | b'[' | b'{' => depth += 1,
             b')' | b']' | b'}' => depth = depth.saturating_sub(1),
             b',' if depth == 0 => {
