@@ -285,6 +285,10 @@ impl GatedSync {
         *self.open.lock().unwrap() = true;
         self.opened.notify_all();
     }
+
+    fn close(&self) {
+        *self.open.lock().unwrap() = false;
+    }
 }
 
 impl sync::SyncTarget for GatedSync {
@@ -318,14 +322,26 @@ async fn eventually(what: &str, done: impl Fn() -> bool) {
 async fn appends_that_queue_during_a_sync_are_committed_together_after_it() {
     let gate = Arc::new(GatedSync::default());
     let events = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (w, _, batches) = writer_syncing_to(Arc::clone(&gate) as _, events, 64);
+    let (w, commits, batches) = writer_syncing_to(Arc::clone(&gate) as _, events, 64);
     let w = Arc::new(w);
+    // First let the checkpoint timer's first (empty) commit happen and
+    // every sync so far finish: a forced checkpoint is answered only after
+    // a sync that follows them all.
+    gate.open();
+    assert_eq!(w.append(ev()).await.unwrap().seq, 1);
+    eventually("the timer's first commit", || {
+        commits.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    w.checkpoint_now().await.unwrap();
+    gate.close();
     let first = tokio::spawn({
         let w = Arc::clone(&w);
         async move { w.append(ev()).await }
     });
-    eventually("the first batch is syncing", || {
-        gate.syncs.load(Ordering::SeqCst) == 1
+    // Its sync is pending from the moment its commit returns.
+    eventually("the first batch is committed", || {
+        batches.load(Ordering::SeqCst) == 2
     })
     .await;
     let later: Vec<_> = (0..5)
@@ -337,18 +353,18 @@ async fn appends_that_queue_during_a_sync_are_committed_together_after_it() {
     // Without the wait, these would commit (2 ms each here) while the
     // first batch's sync is still blocked.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(batches.load(Ordering::SeqCst), 1, "committed during a sync");
+    assert_eq!(batches.load(Ordering::SeqCst), 2, "committed during a sync");
     gate.open();
-    assert_eq!(first.await.unwrap().unwrap().seq, 1);
+    assert_eq!(first.await.unwrap().unwrap().seq, 2);
     let mut seqs = Vec::new();
     for append in later {
         seqs.push(append.await.unwrap().unwrap().seq);
     }
     seqs.sort_unstable();
-    assert_eq!(seqs, (2..=6).collect::<Vec<_>>());
+    assert_eq!(seqs, (3..=7).collect::<Vec<_>>());
     assert_eq!(
         batches.load(Ordering::SeqCst),
-        2,
+        3,
         "one commit after the sync"
     );
     w.close().await.unwrap();
