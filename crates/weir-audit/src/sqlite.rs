@@ -6,9 +6,9 @@
 //! transaction is in the WAL *and* the WAL has been `fsync`ed, so it
 //! survives a process crash and a power loss. The writer's connection uses
 //! `synchronous=NORMAL`, so its `COMMIT` returns before that `fsync`, which
-//! the writer's [sync stage](crate::writer) then runs without holding the
-//! write lock (`synchronous=FULL` would hold it), while the next batch
-//! gathers. SQLite still syncs the WAL before
+//! the writer's [sync stage](crate::writer) then runs: one batch's `fsync`
+//! overlaps the next batch's transaction instead of holding the write lock
+//! (what `synchronous=FULL` would do). SQLite still syncs the WAL before
 //! each checkpoint into the database file and the database file after it.
 //! Group commit pays each `fsync` once per batch, not once per event.
 //!

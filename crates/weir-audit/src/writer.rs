@@ -18,9 +18,9 @@
 //! - [`Durability::AfterSync`] (the SQLite log): the commit returns before
 //!   its bytes are on disk, and the [sync stage](sync) answers the batch
 //!   only after an `fsync` that *began after the commit returned* has
-//!   completed. The `fsync` runs on the stage's thread without holding
-//!   the write lock; meanwhile the next batch gathers, and is committed
-//!   once the sync is done (at once if it is already full).
+//!   completed. The writer meanwhile commits the next batch, so one batch's
+//!   `fsync` overlaps the next one's transaction instead of holding the
+//!   write lock.
 //!
 //! Either way, **no append is answered `Ok` before its event is durable**,
 //! and batches are answered in commit order. Checkpoints are copied to the
@@ -135,8 +135,9 @@ impl Writer {
         let task = async move {
             let (settle, gather_window) = match store.durability() {
                 Durability::AtCommit => (Settle::Inline(mirror), gather_window),
-                // The next batch fills while the last one syncs (see
-                // `fill_while_syncing`); no gather window on top of that.
+                // The appenders of the last batch wait for its fsync, which
+                // overlaps the next batch: waiting for them would only put
+                // the fsync back in series.
                 Durability::AfterSync(target) => (
                     Settle::Staged(sync::Stage::spawn(target, mirror)),
                     Duration::ZERO,
@@ -342,9 +343,6 @@ impl<S: Store> Loop<S> {
                 &mut rx,
             )
             .await;
-            if let Settle::Staged(stage) = &self.settle {
-                fill_while_syncing(stage, self.max_batch, &mut batch, &mut rx).await;
-            }
             self.last_batch = batch.events.len();
             if batch.waiters.close.is_some() {
                 self.process(batch, true).await;
@@ -412,40 +410,6 @@ fn drain(max_batch: usize, batch: &mut Batch, rx: &mut mpsc::Receiver<Msg>) -> u
         }
     }
     taken
-}
-
-/// While the sync stage is still making earlier batches durable, keeps
-/// adding queued appends to `batch` until the sync is done or `batch` is
-/// full.
-///
-/// One commit per `fsync` rather than several: each commit has a fixed
-/// cost (the write lock, the head row, rewriting the last, partly filled
-/// B-tree pages into the WAL, shared-memory locks), and under load the
-/// cores are what limits throughput. Measured in the HTTP API at 64
-/// connections: events per commit rose from about 6 to 14 and requests per
-/// second by 10% (docs/benchmarks.md). A lone appender never waits (nothing
-/// is pending), and a full batch goes at once, so very high load keeps
-/// commits and syncs overlapped.
-async fn fill_while_syncing(
-    stage: &sync::Stage,
-    max_batch: usize,
-    batch: &mut Batch,
-    rx: &mut mpsc::Receiver<Msg>,
-) {
-    while !batch.full(max_batch) {
-        tokio::select! {
-            biased;
-            () = stage.idle() => break,
-            msg = rx.recv() => match msg {
-                Some(msg) => {
-                    batch.add(msg);
-                    drain(max_batch, batch, rx);
-                }
-                // Every sender is gone: commit what there is.
-                None => break,
-            },
-        }
-    }
 }
 
 /// Under load, waits up to `window` for `batch` to reach the size of the
