@@ -1,8 +1,9 @@
 //! Chain ids: which writer a hash chain belongs to.
 
 use std::fmt;
+use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::admission::looks_like_jwt;
 use crate::error::{Error, Result};
@@ -13,9 +14,17 @@ pub const MAX_CHAIN_ID_BYTES: usize = 128;
 /// The id of one writer's hash chain (e.g. `cli`, `api`, `worker-gpu-3`):
 /// `[A-Za-z0-9._:-]{1,128}`. Each writer appends to its own chain, so chains
 /// never interleave and each has a gapless sequence starting at 1.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct ChainId(String);
+///
+/// Shared, not copied: every event a writer seals names its chain, so a
+/// clone is a reference count, not an allocation.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChainId(Arc<str>);
+
+impl Serialize for ChainId {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl ChainId {
     /// Validates `id`.
@@ -38,7 +47,7 @@ impl ChainId {
         if looks_like_jwt(id) {
             return bad("looks like a token");
         }
-        Ok(Self(id.to_owned()))
+        Ok(Self(Arc::from(id)))
     }
 
     /// The id.

@@ -112,7 +112,7 @@ impl EventHash {
 }
 
 /// The lowercase hex digit of a nibble (`n < 16`).
-fn lower_hex_digit(n: u8) -> char {
+pub(crate) fn lower_hex_digit(n: u8) -> char {
     char::from(if n < 10 { b'0' + n } else { b'a' + (n - 10) })
 }
 

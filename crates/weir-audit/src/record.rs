@@ -34,7 +34,7 @@
 use std::borrow::Cow;
 
 use chrono::DateTime;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::audit_key::{TokenIdHmac, is_lower_hex};
 use crate::chain_id::ChainId;
@@ -44,30 +44,12 @@ use crate::event::{Action, AuditEvent, Decision, EventFormat, Origin};
 use crate::row::RawEvent;
 
 mod canonical;
+mod encode;
+
+use encode::RecordWriter;
 
 /// The `format` value of every format-2 record.
 pub(crate) const RECORD_FORMAT: &str = "weir-audit/event/v2";
-
-/// The record as written: borrowed from the event, keys in order.
-#[derive(Serialize)]
-struct RecordOut<'a> {
-    format: &'static str,
-    chain: &'a str,
-    seq: u64,
-    time_us: i64,
-    actor: &'a str,
-    run: Option<&'a str>,
-    stage: Option<&'a str>,
-    attempt: Option<u32>,
-    action: &'static str,
-    store: Option<&'a str>,
-    path: Option<&'a str>,
-    decision: &'static str,
-    reason: Option<&'a str>,
-    token_id_hmac: Option<&'a str>,
-    origin: Cow<'a, str>,
-    prev_hash: &'a EventHash,
-}
 
 /// The record as read: borrowed from the row where no escape forces a copy.
 #[derive(Deserialize)]
@@ -104,29 +86,46 @@ struct RecordIn<'a> {
     prev_hash: Cow<'a, str>,
 }
 
-/// Encodes `event` as its format-2 record.
+/// Encodes `event` as its format-2 record (see [`encode::RecordWriter`]:
+/// exactly the bytes `serde_json` writes for these keys in this order).
+///
+/// # Errors
+///
+/// None today; the `Result` is kept for encodings that can fail.
 pub(crate) fn encode(event: &AuditEvent) -> Result<String> {
-    let out = RecordOut {
-        format: RECORD_FORMAT,
-        chain: event.chain.as_str(),
-        seq: event.seq,
-        time_us: event.time.timestamp_micros(),
-        actor: &event.actor,
-        run: event.run.as_deref(),
-        stage: event.stage.as_deref(),
-        attempt: event.attempt,
-        action: event.action.as_str(),
-        store: event.store.as_deref(),
-        path: event.path.as_deref(),
-        decision: event.decision.as_str(),
-        reason: event.reason.as_deref(),
-        token_id_hmac: event.token_id_hmac.as_ref().map(TokenIdHmac::as_str),
-        origin: event.origin.encode(),
-        prev_hash: &event.prev_hash,
-    };
-    serde_json::to_string(&out).map_err(|_| Error::Internal {
-        reason: "audit record does not encode",
-    })
+    let origin = event.origin.encode();
+    let text = [
+        event.chain.as_str(),
+        &event.actor,
+        event.run.as_deref().unwrap_or_default(),
+        event.stage.as_deref().unwrap_or_default(),
+        event.store.as_deref().unwrap_or_default(),
+        event.path.as_deref().unwrap_or_default(),
+        event.reason.as_deref().unwrap_or_default(),
+        event.token_id_hmac.as_ref().map_or("", TokenIdHmac::as_str),
+        &origin,
+    ];
+    let mut w = RecordWriter::with_room(text.iter().map(|t| t.len()).sum());
+    w.str("format", RECORD_FORMAT);
+    w.str("chain", event.chain.as_str());
+    w.u64("seq", event.seq);
+    w.i64("time_us", event.time.timestamp_micros());
+    w.str("actor", &event.actor);
+    w.opt_str("run", event.run.as_deref());
+    w.opt_str("stage", event.stage.as_deref());
+    w.opt_u32("attempt", event.attempt);
+    w.str("action", event.action.as_str());
+    w.opt_str("store", event.store.as_deref());
+    w.opt_str("path", event.path.as_deref());
+    w.str("decision", event.decision.as_str());
+    w.opt_str("reason", event.reason.as_deref());
+    w.opt_str(
+        "token_id_hmac",
+        event.token_id_hmac.as_ref().map(TokenIdHmac::as_str),
+    );
+    w.str("origin", &origin);
+    w.hash("prev_hash", &event.prev_hash);
+    Ok(w.finish())
 }
 
 /// What verification needs of one stored row: where it is stored, what
@@ -453,6 +452,114 @@ mod tests {
                 link(&ChainId::parse("cli").unwrap(), 3, bad).is_err(),
                 "{bad}"
             );
+        }
+    }
+
+    /// The reference encoding: `serde_json` on the record's keys in order
+    /// (what [`encode`] wrote before it had a writer of its own).
+    mod matches_serde_json {
+        use proptest::prelude::*;
+        use serde::Serialize;
+
+        use super::*;
+        use crate::audit_key::TokenIdHmac;
+
+        #[derive(Serialize)]
+        struct RecordOut<'a> {
+            format: &'static str,
+            chain: &'a str,
+            seq: u64,
+            time_us: i64,
+            actor: &'a str,
+            run: Option<&'a str>,
+            stage: Option<&'a str>,
+            attempt: Option<u32>,
+            action: &'static str,
+            store: Option<&'a str>,
+            path: Option<&'a str>,
+            decision: &'static str,
+            reason: Option<&'a str>,
+            token_id_hmac: Option<&'a str>,
+            origin: Cow<'a, str>,
+            prev_hash: &'a EventHash,
+        }
+
+        fn reference(event: &AuditEvent) -> String {
+            serde_json::to_string(&RecordOut {
+                format: RECORD_FORMAT,
+                chain: event.chain.as_str(),
+                seq: event.seq,
+                time_us: event.time.timestamp_micros(),
+                actor: &event.actor,
+                run: event.run.as_deref(),
+                stage: event.stage.as_deref(),
+                attempt: event.attempt,
+                action: event.action.as_str(),
+                store: event.store.as_deref(),
+                path: event.path.as_deref(),
+                decision: event.decision.as_str(),
+                reason: event.reason.as_deref(),
+                token_id_hmac: event.token_id_hmac.as_ref().map(TokenIdHmac::as_str),
+                origin: event.origin.encode(),
+                prev_hash: &event.prev_hash,
+            })
+            .unwrap()
+        }
+
+        /// Any text, control characters included (admission refuses
+        /// those, but the encoder must not depend on it).
+        fn any_text() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![
+                    Just('"'),
+                    Just('\\'),
+                    prop::char::range('\u{0}', '\u{7f}'),
+                    any::<char>(),
+                ],
+                0..40,
+            )
+            .prop_map(|c| c.into_iter().collect())
+        }
+
+        proptest! {
+            #[test]
+            fn byte_for_byte(
+                actor in any_text(),
+                run in prop::option::of(any_text()),
+                stage in prop::option::of(any_text()),
+                attempt in prop::option::of(any::<u32>()),
+                store in prop::option::of(any_text()),
+                path in prop::option::of(any_text()),
+                reason in prop::option::of(any_text()),
+                worker in prop::option::of(any_text()),
+                hmac in prop::option::of(any::<[u8; 32]>()),
+                seq in any::<u64>(),
+                time_us in -62_135_596_800_000_000i64..253_402_300_799_999_999,
+                prev in any::<[u8; 32]>(),
+            ) {
+                let (mut event, _) = sealed(NewEvent::new("a", Action::Read, Decision::Allow, Origin::Cli));
+                event.actor = actor;
+                event.run = run;
+                event.stage = stage;
+                event.attempt = attempt;
+                event.store = store;
+                event.path = path;
+                event.reason = reason;
+                if let Some(host) = worker {
+                    event.origin = Origin::Worker { host };
+                }
+                event.token_id_hmac = hmac.map(|h| TokenIdHmac::from_hex(&hex::encode(h)).unwrap());
+                event.seq = seq;
+                event.time = DateTime::from_timestamp_micros(time_us).unwrap();
+                event.prev_hash = EventHash::from_bytes(prev);
+                prop_assert_eq!(encode(&event).unwrap(), reference(&event));
+            }
+        }
+
+        #[test]
+        fn the_sample_too() {
+            let (event, record) = sample();
+            assert_eq!(record, reference(&event));
         }
     }
 

@@ -124,7 +124,10 @@ impl Sealer {
         let mut next = head.clone();
         next.time_us = time_us;
         let mut events = Vec::with_capacity(batch.len());
-        let mut records = Vec::new();
+        let mut records = Vec::with_capacity(match self.format {
+            EventFormat::V1 => 0,
+            EventFormat::V2 => batch.len(),
+        });
         for new in batch {
             next.seq = next
                 .seq
