@@ -49,11 +49,12 @@ impl std::fmt::Debug for Audit {
 }
 
 /// The sink settings for `origin`. The HTTP API's appends (one per request)
-/// come back over the network, so its group commit waits briefly for them
-/// ([`NETWORK_GATHER_WINDOW`]); every other origin appends in bursts from
-/// within the process, which that wait would only delay. (The embedded
-/// SQLite log ignores the window: its fsync already overlaps the next
-/// commit. It applies to PostgreSQL.)
+/// come back over the network while request handling keeps the cores busy,
+/// so its group commit waits briefly for them ([`NETWORK_GATHER_WINDOW`]:
+/// on PostgreSQL for the last batch's appenders, on the embedded SQLite log
+/// for the pending fsync, see [`SinkConfig::with_gather_window`]); every
+/// other origin appends in bursts from within the process, which that wait
+/// would only delay.
 fn sink_config(chain: ChainId, signer: Arc<CheckpointSigner>, origin: &Origin) -> SinkConfig {
     let config = SinkConfig::new(chain, signer);
     if matches!(origin, Origin::Api) {

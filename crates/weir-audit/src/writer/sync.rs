@@ -5,7 +5,8 @@
 //! lets this stage `fsync` the WAL). The stage takes every batch committed
 //! so far, runs one `fsync`, and only then mirrors their checkpoints and
 //! answers their waiters, in commit order. While it syncs, the writer
-//! commits the next batch, which the next `fsync` covers.
+//! commits the next batch, which the next `fsync` covers, or, given a
+//! window, gathers it until this sync is done ([`Stage::idle`]).
 //!
 //! # Invariants
 //! - **Sync after commit:** a batch is answered `Ok` only after an `fsync`
@@ -17,12 +18,16 @@
 //!   answered [`Error::SyncFailed`], never `Ok`. The writer commits nothing
 //!   once it has seen the failure (a batch it was already committing is
 //!   answered `SyncFailed` too, without a sync).
+//! - **No hang:** [`Stage::idle`] returns once nothing submitted is
+//!   unanswered, or once the stage has failed or its thread has ended (a
+//!   panic there fail-stops the writer, as a failed sync does).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::Waiters;
 use crate::error::Error;
@@ -86,6 +91,16 @@ pub(super) struct Stage {
     /// if it panicked or never started.
     done: oneshot::Receiver<()>,
     failed: Arc<OnceLock<Arc<Error>>>,
+    pending: Arc<Pending>,
+}
+
+/// Batches submitted to the stage and not yet answered.
+#[derive(Default)]
+struct Pending {
+    batches: AtomicUsize,
+    /// Notified whenever `batches` drops, `failed` is set or the stage's
+    /// thread ends.
+    changed: Notify,
 }
 
 impl Stage {
@@ -93,10 +108,12 @@ impl Stage {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (done_tx, done) = oneshot::channel();
         let failed = Arc::new(OnceLock::new());
+        let pending = Arc::new(Pending::default());
         let syncer = Syncer {
             target,
             mirror,
             failed: Arc::clone(&failed),
+            pending: Arc::clone(&pending),
         };
         let started = std::thread::Builder::new()
             .name("weir-audit-sync".into())
@@ -114,7 +131,12 @@ impl Stage {
                 reason: "audit sync stage did not start",
             }));
         }
-        Self { tx, done, failed }
+        Self {
+            tx,
+            done,
+            failed,
+            pending,
+        }
     }
 
     /// The first sync failure, if any: from then on nothing is committed.
@@ -122,9 +144,25 @@ impl Stage {
         self.failed.get().cloned()
     }
 
+    /// Waits until every batch submitted so far has been answered, or the
+    /// stage has failed or stopped (the writer then commits nothing more).
+    pub(super) async fn idle(&self) {
+        loop {
+            // Registered before the check, so a change between the check
+            // and the wait still wakes it.
+            let changed = self.pending.changed.notified();
+            if self.pending.batches.load(Ordering::Acquire) == 0 || self.failed.get().is_some() {
+                return;
+            }
+            changed.await;
+        }
+    }
+
     /// Hands over a committed batch; its waiters are answered once durable.
     pub(super) async fn submit(&self, sealed: Sealed, waiters: Waiters) {
+        self.pending.batches.fetch_add(1, Ordering::AcqRel);
         if let Err(mpsc::error::SendError((_, waiters))) = self.tx.send((sealed, waiters)).await {
+            self.pending.batches.fetch_sub(1, Ordering::AcqRel);
             // The stage's thread is gone (it did not start, or panicked):
             // never answer Ok, and commit nothing more.
             let source = Arc::clone(self.failed.get_or_init(|| {
@@ -151,6 +189,21 @@ struct Syncer {
     target: Arc<dyn SyncTarget>,
     mirror: Option<Mirror>,
     failed: Arc<OnceLock<Arc<Error>>>,
+    pending: Arc<Pending>,
+}
+
+impl Drop for Syncer {
+    /// The stage's thread is ending: after a panic, fail stop (its batches
+    /// are never answered `Ok`); either way wake a writer waiting in
+    /// [`Stage::idle`].
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.failed.set(Arc::new(Error::Internal {
+                reason: "audit sync stage stopped",
+            }));
+        }
+        self.pending.changed.notify_waiters();
+    }
 }
 
 impl Syncer {
@@ -164,6 +217,7 @@ impl Syncer {
                 group.push(next);
             }
             // Every batch in `group` was committed before this sync starts.
+            let batches = group.len();
             match self.sync() {
                 Ok(()) => {
                     for (sealed, waiters) in group.drain(..) {
@@ -179,6 +233,8 @@ impl Syncer {
                     }
                 }
             }
+            self.pending.batches.fetch_sub(batches, Ordering::AcqRel);
+            self.pending.changed.notify_waiters();
         }
     }
 

@@ -16,6 +16,9 @@ struct MemStore {
     head: Head,
     events: Arc<std::sync::Mutex<Vec<AuditEvent>>>,
     commits: Arc<AtomicUsize>,
+    /// Commits that carried events (the checkpoint timer also commits
+    /// empty batches, at start and every interval).
+    batches: Arc<AtomicUsize>,
     fail_commit: Option<usize>,
     sync: Option<Arc<dyn sync::SyncTarget>>,
 }
@@ -29,6 +32,9 @@ impl Store for MemStore {
         force: bool,
     ) -> Result<Sealed> {
         let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        if !batch.is_empty() {
+            self.batches.fetch_add(1, Ordering::SeqCst);
+        }
         tokio::time::sleep(Duration::from_millis(2)).await;
         if self.fail_commit == Some(n) {
             return Err(Error::Internal { reason: "boom" });
@@ -63,6 +69,7 @@ fn writer(
         head: Head::empty(Utc::now().timestamp_micros()),
         events: Arc::clone(&events),
         commits: Arc::clone(&commits),
+        batches: Arc::default(),
         fail_commit,
         sync: None,
     };
@@ -226,19 +233,35 @@ impl sync::SyncTarget for MemSync {
 
 fn synced_writer() -> (Writer, Arc<MemSync>, Arc<AtomicUsize>) {
     let events = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let commits = Arc::new(AtomicUsize::new(0));
     let target = Arc::new(MemSync {
         stored: Arc::clone(&events),
         durable: std::sync::atomic::AtomicU64::new(0),
         fail: std::sync::atomic::AtomicBool::new(false),
         syncs: AtomicUsize::new(0),
     });
+    let (writer, commits, _) =
+        writer_syncing_to(Arc::clone(&target) as _, events, 64, Duration::ZERO);
+    (writer, target, commits)
+}
+
+/// A writer over a [`MemStore`] whose commits `target` makes durable,
+/// waiting up to `window` for a pending sync, with its count of commits
+/// and of commits that carried events.
+fn writer_syncing_to(
+    target: Arc<dyn sync::SyncTarget>,
+    events: Arc<std::sync::Mutex<Vec<AuditEvent>>>,
+    max_batch: usize,
+    window: Duration,
+) -> (Writer, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let commits = Arc::new(AtomicUsize::new(0));
+    let batches = Arc::new(AtomicUsize::new(0));
     let store = MemStore {
         head: Head::empty(Utc::now().timestamp_micros()),
         events,
         commits: Arc::clone(&commits),
+        batches: Arc::clone(&batches),
         fail_commit: None,
-        sync: Some(Arc::clone(&target) as _),
+        sync: Some(target),
     };
     let sealer = Sealer::new(
         crate::event::EventFormat::V2,
@@ -246,8 +269,234 @@ fn synced_writer() -> (Writer, Arc<MemSync>, Arc<AtomicUsize>) {
         Arc::new(CheckpointSigner::generate().unwrap()),
         CheckpointPolicy::default(),
     );
-    let writer = Writer::spawn(store, sealer, None, 64, 1024, Duration::ZERO);
-    (writer, target, commits)
+    let writer = Writer::spawn(store, sealer, None, max_batch, 1024, window);
+    (writer, commits, batches)
+}
+
+/// A sync target whose syncs block until the test opens its gate (or
+/// panic, if told to).
+#[derive(Default)]
+struct GatedSync {
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+    panic: std::sync::atomic::AtomicBool,
+    syncs: AtomicUsize,
+}
+
+impl GatedSync {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn close(&self) {
+        *self.open.lock().unwrap() = false;
+    }
+}
+
+impl sync::SyncTarget for GatedSync {
+    fn path(&self) -> &std::path::Path {
+        std::path::Path::new("gated-wal")
+    }
+
+    fn sync(&self) -> std::io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::SeqCst);
+        assert!(!self.panic.load(Ordering::SeqCst), "sync target panics");
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+        Ok(())
+    }
+}
+
+/// Polls `done` every millisecond for up to 10 s.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..10_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// A window no test waits out.
+const LONG: Duration = Duration::from_secs(60);
+
+/// Commits one append and lets every earlier commit (the checkpoint
+/// timer's first, empty one) and its sync finish, then closes the gate and
+/// starts an append whose sync will block; returns once it is committed.
+async fn block_a_sync(
+    w: &Arc<Writer>,
+    gate: &GatedSync,
+    commits: &AtomicUsize,
+    batches: &AtomicUsize,
+) -> tokio::task::JoinHandle<Result<AuditEvent>> {
+    gate.open();
+    assert_eq!(w.append(ev()).await.unwrap().seq, 1);
+    eventually("the timer's first commit", || {
+        commits.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    w.checkpoint_now().await.unwrap();
+    gate.close();
+    let first = tokio::spawn({
+        let w = Arc::clone(w);
+        async move { w.append(ev()).await }
+    });
+    // Its sync is pending from the moment its commit returns.
+    eventually("the blocked batch is committed", || {
+        batches.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    first
+}
+
+/// Starts `n` appends on `w`.
+fn spawn_appends(w: &Arc<Writer>, n: usize) -> Vec<tokio::task::JoinHandle<Result<AuditEvent>>> {
+    (0..n)
+        .map(|_| {
+            let w = Arc::clone(w);
+            tokio::spawn(async move { w.append(ev()).await })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_window_appends_commit_while_a_sync_runs() {
+    let gate = Arc::new(GatedSync::default());
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (w, commits, batches) =
+        writer_syncing_to(Arc::clone(&gate) as _, events, 64, Duration::ZERO);
+    let w = Arc::new(w);
+    let first = block_a_sync(&w, &gate, &commits, &batches).await;
+    let later = spawn_appends(&w, 5);
+    eventually("the later appends are committed", || {
+        batches.load(Ordering::SeqCst) >= 3
+    })
+    .await;
+    assert!(!first.is_finished(), "answered before its sync");
+    gate.open();
+    first.await.unwrap().unwrap();
+    for append in later {
+        append.await.unwrap().unwrap();
+    }
+    w.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_bounds_the_wait_for_a_stalled_sync() {
+    let gate = Arc::new(GatedSync::default());
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (w, commits, batches) = writer_syncing_to(
+        Arc::clone(&gate) as _,
+        events,
+        64,
+        Duration::from_millis(20),
+    );
+    let w = Arc::new(w);
+    let first = block_a_sync(&w, &gate, &commits, &batches).await;
+    let later = spawn_appends(&w, 5);
+    // The sync stays blocked; the window ends the wait.
+    eventually("the later appends are committed", || {
+        batches.load(Ordering::SeqCst) >= 3
+    })
+    .await;
+    assert!(later.iter().all(|a| !a.is_finished()), "answered unsynced");
+    gate.open();
+    first.await.unwrap().unwrap();
+    for append in later {
+        append.await.unwrap().unwrap();
+    }
+    w.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_that_queue_during_a_sync_are_committed_together_after_it() {
+    let gate = Arc::new(GatedSync::default());
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (w, commits, batches) = writer_syncing_to(Arc::clone(&gate) as _, events, 64, LONG);
+    let w = Arc::new(w);
+    let first = block_a_sync(&w, &gate, &commits, &batches).await;
+    let later = spawn_appends(&w, 5);
+    // Without the wait, these would commit (2 ms each here) while the
+    // first batch's sync is still blocked.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(batches.load(Ordering::SeqCst), 2, "committed during a sync");
+    gate.open();
+    assert_eq!(first.await.unwrap().unwrap().seq, 2);
+    let mut seqs = Vec::new();
+    for append in later {
+        seqs.push(append.await.unwrap().unwrap().seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (3..=7).collect::<Vec<_>>());
+    assert_eq!(
+        batches.load(Ordering::SeqCst),
+        3,
+        "one commit after the sync"
+    );
+    w.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_batch_is_committed_without_waiting_for_the_sync() {
+    let gate = Arc::new(GatedSync::default());
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (w, _, batches) = writer_syncing_to(Arc::clone(&gate) as _, Arc::clone(&events), 4, LONG);
+    let w = Arc::new(w);
+    let appends: Vec<_> = (0..12)
+        .map(|_| {
+            let w = Arc::clone(&w);
+            tokio::spawn(async move { w.append(ev()).await })
+        })
+        .collect();
+    // Batches of 4 are full: all 12 events are committed while the first
+    // sync is still blocked, and none is answered before a sync.
+    eventually("every event is committed", || {
+        events.lock().unwrap().len() == 12
+    })
+    .await;
+    assert!(batches.load(Ordering::SeqCst) >= 3);
+    assert!(
+        appends.iter().all(|a| !a.is_finished()),
+        "answered unsynced"
+    );
+    gate.open();
+    for append in appends {
+        append.await.unwrap().unwrap();
+    }
+    w.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_stage_that_panics_fails_appends_instead_of_hanging() {
+    let gate = Arc::new(GatedSync::default());
+    gate.open();
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    // Only the stage's ending can wake the waiting writer within the
+    // limit below, not the window.
+    let (w, commits, _) = writer_syncing_to(Arc::clone(&gate) as _, events, 64, LONG);
+    w.append(ev()).await.unwrap();
+    gate.panic.store(true, Ordering::SeqCst);
+    let limit = Duration::from_secs(10);
+    for _ in 0..3 {
+        let answer = tokio::time::timeout(limit, w.append(ev())).await;
+        let err = answer.expect("an append hung").unwrap_err();
+        assert!(
+            matches!(err, Error::Closed | Error::SyncFailed { .. }),
+            "{err:?}"
+        );
+    }
+    // Fail stop: nothing is committed once the stage is gone.
+    let committed = commits.load(Ordering::SeqCst);
+    let err = tokio::time::timeout(limit, w.append(ev()))
+        .await
+        .expect("an append hung")
+        .unwrap_err();
+    assert!(matches!(err, Error::SyncFailed { .. }), "{err:?}");
+    assert_eq!(commits.load(Ordering::SeqCst), committed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
