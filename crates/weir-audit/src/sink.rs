@@ -166,8 +166,8 @@ impl SinkConfig {
     /// instead of committing beside it. One commit per fsync costs less CPU
     /// when the appenders' own work keeps the cores busy (measured in the
     /// HTTP API at 64 connections: events per commit from about 6 to 13,
-    /// 6 to 24% more requests per second), but when the cores are idle the
-    /// commit no longer overlaps the fsync (measured: about 30% fewer
+    /// 6 to 25% more requests per second), but when the cores are idle the
+    /// commit no longer overlaps the fsync (measured: 15 to 30% fewer
     /// appends per second from 64 in-process appenders).
     #[must_use]
     pub fn with_gather_window(mut self, window: Duration) -> Self {

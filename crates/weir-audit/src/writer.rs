@@ -433,7 +433,7 @@ fn drain(max_batch: usize, batch: &mut Batch, rx: &mut mpsc::Receiver<Msg>) -> u
 /// pages into the WAL), which matters when the appenders' own work keeps
 /// the cores busy, as the HTTP API's requests do. There, measured at 64
 /// connections, events per commit rose from about 6 to 13 and requests per
-/// second by 6 to 24% (docs/benchmarks.md). When the cores are idle and the
+/// second by 6 to 25% (docs/benchmarks.md). When the cores are idle and the
 /// writer is the bottleneck it costs throughput (the commit waits for the
 /// `fsync` instead of overlapping it), hence off by default. A lone
 /// appender never waits (nothing is pending), a full batch goes at once,
