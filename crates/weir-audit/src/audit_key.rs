@@ -79,7 +79,7 @@ impl AuditKey {
     /// stores in place of `value`.
     #[must_use]
     pub fn hash_value(&self, value: &str) -> String {
-        hex::encode(self.mac(value))
+        crate::digest::lower_hex(&self.mac(value))
     }
 
     /// The [`TokenIdHmac`] of a raw token id (a JWT `jti`).
