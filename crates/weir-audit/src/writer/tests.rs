@@ -363,63 +363,81 @@ fn spawn_appends(w: &Arc<Writer>, n: usize) -> Vec<tokio::task::JoinHandle<Resul
         .collect()
 }
 
+/// A writer with one batch blocked in its sync and five appends started
+/// after it.
+struct BlockedSync {
+    w: Arc<Writer>,
+    gate: Arc<GatedSync>,
+    batches: Arc<AtomicUsize>,
+    first: tokio::task::JoinHandle<Result<AuditEvent>>,
+    later: Vec<tokio::task::JoinHandle<Result<AuditEvent>>>,
+}
+
+impl BlockedSync {
+    /// Blocks a sync of a writer waiting up to `window` for it, then
+    /// starts the later appends.
+    async fn start(window: Duration) -> Self {
+        let gate = Arc::new(GatedSync::default());
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (w, commits, batches) = writer_syncing_to(Arc::clone(&gate) as _, events, 64, window);
+        let w = Arc::new(w);
+        let first = block_a_sync(&w, &gate, &commits, &batches).await;
+        let later = spawn_appends(&w, 5);
+        Self {
+            w,
+            gate,
+            batches,
+            first,
+            later,
+        }
+    }
+
+    /// Opens the gate; every append succeeds; closes the writer.
+    async fn release(self) {
+        self.gate.open();
+        self.first.await.unwrap().unwrap();
+        for append in self.later {
+            append.await.unwrap().unwrap();
+        }
+        self.w.close().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_window_appends_commit_while_a_sync_runs() {
-    let gate = Arc::new(GatedSync::default());
-    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (w, commits, batches) =
-        writer_syncing_to(Arc::clone(&gate) as _, events, 64, Duration::ZERO);
-    let w = Arc::new(w);
-    let first = block_a_sync(&w, &gate, &commits, &batches).await;
-    let later = spawn_appends(&w, 5);
+    let b = BlockedSync::start(Duration::ZERO).await;
     eventually("the later appends are committed", || {
-        batches.load(Ordering::SeqCst) >= 3
+        b.batches.load(Ordering::SeqCst) >= 3
     })
     .await;
-    assert!(!first.is_finished(), "answered before its sync");
-    gate.open();
-    first.await.unwrap().unwrap();
-    for append in later {
-        append.await.unwrap().unwrap();
-    }
-    w.close().await.unwrap();
+    assert!(!b.first.is_finished(), "answered before its sync");
+    b.release().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_window_bounds_the_wait_for_a_stalled_sync() {
-    let gate = Arc::new(GatedSync::default());
-    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (w, commits, batches) = writer_syncing_to(
-        Arc::clone(&gate) as _,
-        events,
-        64,
-        Duration::from_millis(20),
-    );
-    let w = Arc::new(w);
-    let first = block_a_sync(&w, &gate, &commits, &batches).await;
-    let later = spawn_appends(&w, 5);
+    let b = BlockedSync::start(Duration::from_millis(20)).await;
     // The sync stays blocked; the window ends the wait.
     eventually("the later appends are committed", || {
-        batches.load(Ordering::SeqCst) >= 3
+        b.batches.load(Ordering::SeqCst) >= 3
     })
     .await;
-    assert!(later.iter().all(|a| !a.is_finished()), "answered unsynced");
-    gate.open();
-    first.await.unwrap().unwrap();
-    for append in later {
-        append.await.unwrap().unwrap();
-    }
-    w.close().await.unwrap();
+    assert!(
+        b.later.iter().all(|a| !a.is_finished()),
+        "answered unsynced"
+    );
+    b.release().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_that_queue_during_a_sync_are_committed_together_after_it() {
-    let gate = Arc::new(GatedSync::default());
-    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (w, commits, batches) = writer_syncing_to(Arc::clone(&gate) as _, events, 64, LONG);
-    let w = Arc::new(w);
-    let first = block_a_sync(&w, &gate, &commits, &batches).await;
-    let later = spawn_appends(&w, 5);
+    let BlockedSync {
+        w,
+        gate,
+        batches,
+        first,
+        later,
+    } = BlockedSync::start(LONG).await;
     // Without the wait, these would commit (2 ms each here) while the
     // first batch's sync is still blocked.
     tokio::time::sleep(Duration::from_millis(100)).await;
