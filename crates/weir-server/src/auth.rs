@@ -14,8 +14,6 @@
 //!   even being looked at, which bounds the cost of guessing.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
@@ -135,19 +133,4 @@ impl Caller {
         state.record(event).await?;
         Err(ApiError::Forbidden)
     }
-}
-
-/// Failed authentications per client, forgotten a minute after the first.
-pub(crate) fn failure_counter() -> moka::sync::Cache<IpAddr, Arc<AtomicU32>> {
-    moka::sync::Cache::builder()
-        .max_capacity(100_000)
-        .time_to_live(std::time::Duration::from_secs(60))
-        .build()
-}
-
-/// Adds one failure for `client`.
-pub(crate) fn count(cache: &moka::sync::Cache<IpAddr, Arc<AtomicU32>>, client: IpAddr) {
-    cache
-        .get_with(client, || Arc::new(AtomicU32::new(0)))
-        .fetch_add(1, Ordering::Relaxed);
 }

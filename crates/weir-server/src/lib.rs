@@ -23,6 +23,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+mod failures;
 pub mod openapi;
 pub mod refresh;
 pub mod revocation;

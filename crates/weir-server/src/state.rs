@@ -2,7 +2,6 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -15,6 +14,7 @@ use weir_engine::{Audit, Engine, EngineConfig, Security};
 use weir_policy::PolicySet;
 
 use crate::error::ApiError;
+use crate::failures::FailureCounter;
 use crate::refresh::KeyRefresh;
 use crate::runs::RunManager;
 
@@ -31,7 +31,7 @@ struct Inner {
     pipelines_dir: PathBuf,
     run_store: Arc<dyn RunStore>,
     runs: RunManager,
-    failures: moka::sync::Cache<IpAddr, Arc<AtomicU32>>,
+    failures: FailureCounter,
     jwks: Mutex<Option<(Instant, Arc<Value>)>>,
 }
 
@@ -72,7 +72,7 @@ impl AppState {
             pipelines_dir,
             run_store,
             runs: RunManager::default(),
-            failures: crate::auth::failure_counter(),
+            failures: FailureCounter::new(),
             jwks: Mutex::new(None),
         }))
     }
@@ -181,13 +181,10 @@ impl AppState {
     }
 
     pub(crate) fn failures_of(&self, client: IpAddr) -> u32 {
-        self.0
-            .failures
-            .get(&client)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+        self.0.failures.of(client)
     }
 
     pub(crate) fn count_failure(&self, client: IpAddr) {
-        crate::auth::count(&self.0.failures, client);
+        self.0.failures.count(client);
     }
 }
