@@ -23,17 +23,13 @@ pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 /// Clients tracked at once; beyond this moka evicts the least used.
 const CAPACITY: u64 = 100_000;
 
-/// `last_failure_ms` before any failure.
-const NEVER: u64 = u64::MAX;
-
 /// Failed authentications per client in the last [`WINDOW`].
 pub(crate) struct FailureCounter {
     per_client: moka::sync::Cache<IpAddr, Arc<AtomicU32>>,
-    /// The counter's own start, the origin of `last_failure_ms`.
+    /// The counter's own start, the origin of `last_failure`.
     started: Instant,
-    /// Milliseconds from `started` to the latest failure counted, or
-    /// [`NEVER`].
-    last_failure_ms: AtomicU64,
+    /// The [`stamp`] of the latest failure counted; zero before any.
+    last_failure: AtomicU64,
 }
 
 impl FailureCounter {
@@ -44,7 +40,7 @@ impl FailureCounter {
                 .time_to_live(WINDOW)
                 .build(),
             started: Instant::now(),
-            last_failure_ms: AtomicU64::new(NEVER),
+            last_failure: AtomicU64::new(0),
         }
     }
 
@@ -67,8 +63,8 @@ impl FailureCounter {
     pub(crate) fn count(&self, client: IpAddr) {
         // Published before the entry is created or bumped, so a reader that
         // sees the entry also sees a recent failure time.
-        self.last_failure_ms
-            .fetch_max(self.elapsed_ms(), Ordering::SeqCst);
+        self.last_failure
+            .fetch_max(stamp(self.elapsed_ms()), Ordering::SeqCst);
         self.per_client
             .get_with(client, || Arc::new(AtomicU32::new(0)))
             .fetch_add(1, Ordering::Relaxed);
@@ -77,13 +73,19 @@ impl FailureCounter {
     /// Whether any failure was counted less than [`WINDOW`] before
     /// `now_ms`.
     fn any_within_window(&self, now_ms: u64) -> bool {
-        let last = self.last_failure_ms.load(Ordering::SeqCst);
-        last != NEVER && now_ms.saturating_sub(last) < window_ms()
+        let last = self.last_failure.load(Ordering::SeqCst);
+        last != 0 && stamp(now_ms).saturating_sub(last) < window_ms()
     }
 
     fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(NEVER - 1)
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
+}
+
+/// A time `ms` from the counter's start as stored: one more, so that zero
+/// can mean "no failure yet".
+fn stamp(ms: u64) -> u64 {
+    ms.saturating_add(1)
 }
 
 fn window_ms() -> u64 {
@@ -113,13 +115,15 @@ mod tests {
     #[test]
     fn the_lookup_is_skipped_only_when_the_last_failure_left_the_window() {
         let failures = FailureCounter::new();
-        assert!(!failures.any_within_window(failures.elapsed_ms()));
+        // No failure yet: nothing to look up, even at the very start.
+        assert!(!failures.any_within_window(0));
         failures.count(ip(1));
-        let last = failures.last_failure_ms.load(Ordering::SeqCst);
-        assert_eq!(failures.of_at(ip(1), last + window_ms() - 1), 1);
+        let at = failures.last_failure.load(Ordering::SeqCst) - 1;
+        assert_eq!(failures.of_at(ip(1), at), 1);
+        assert_eq!(failures.of_at(ip(1), at + window_ms() - 1), 1);
         // A window after the last failure every entry has expired, and the
         // counter no longer looks.
-        assert_eq!(failures.of_at(ip(1), last + window_ms()), 0);
+        assert_eq!(failures.of_at(ip(1), at + window_ms()), 0);
         // A new failure, from anyone, makes it look again.
         failures.count(ip(2));
         assert_eq!(failures.of(ip(1)), 1);
@@ -128,13 +132,8 @@ mod tests {
     #[test]
     fn a_later_failure_is_never_overwritten_by_an_earlier_time() {
         let failures = FailureCounter::new();
-        failures
-            .last_failure_ms
-            .store(u64::MAX - 2, Ordering::SeqCst);
+        failures.last_failure.store(u64::MAX - 2, Ordering::SeqCst);
         failures.count(ip(1));
-        assert_eq!(
-            failures.last_failure_ms.load(Ordering::SeqCst),
-            u64::MAX - 2
-        );
+        assert_eq!(failures.last_failure.load(Ordering::SeqCst), u64::MAX - 2);
     }
 }
