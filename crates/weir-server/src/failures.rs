@@ -17,8 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// [`WINDOW`] in milliseconds, the unit of the counter's clock.
+const WINDOW_MS: u64 = 60_000;
+
 /// How long a client's failures count against it.
-pub(crate) const WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const WINDOW: Duration = Duration::from_millis(WINDOW_MS);
 
 /// Clients tracked at once; beyond this moka evicts the least used.
 const CAPACITY: u64 = 100_000;
@@ -74,7 +77,7 @@ impl FailureCounter {
     /// `now_ms`.
     fn any_within_window(&self, now_ms: u64) -> bool {
         let last = self.last_failure.load(Ordering::SeqCst);
-        last != 0 && stamp(now_ms).saturating_sub(last) < window_ms()
+        last != 0 && stamp(now_ms).saturating_sub(last) < WINDOW_MS
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -86,10 +89,6 @@ impl FailureCounter {
 /// can mean "no failure yet".
 fn stamp(ms: u64) -> u64 {
     ms.saturating_add(1)
-}
-
-fn window_ms() -> u64 {
-    u64::try_from(WINDOW.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -120,10 +119,10 @@ mod tests {
         failures.count(ip(1));
         let at = failures.last_failure.load(Ordering::SeqCst) - 1;
         assert_eq!(failures.of_at(ip(1), at), 1);
-        assert_eq!(failures.of_at(ip(1), at + window_ms() - 1), 1);
+        assert_eq!(failures.of_at(ip(1), at + WINDOW_MS - 1), 1);
         // A window after the last failure every entry has expired, and the
         // counter no longer looks.
-        assert_eq!(failures.of_at(ip(1), at + window_ms()), 0);
+        assert_eq!(failures.of_at(ip(1), at + WINDOW_MS), 0);
         // A new failure, from anyone, makes it look again.
         failures.count(ip(2));
         assert_eq!(failures.of(ip(1)), 1);
